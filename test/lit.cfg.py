@@ -1,0 +1,27 @@
+# lit configuration for synthc: runs every .mlir test under test/ with the
+# project's tools (build/bin) and LLVM 22's FileCheck, not, count, split-file.
+import os
+
+import lit.formats
+import lit.util
+from lit.llvm import llvm_config
+
+config.name = "synthc"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.synth_obj_root, "test")
+config.excludes = ["CMakeLists.txt", "README.md", "lit.cfg.py", "lit.site.cfg.py.in", "unit"]
+
+llvm_config.with_system_environment(["HOME", "TMPDIR"])
+# lit scrubs the environment; CUDA_HOME lets ptxas-based tests find libdevice.
+if config.cuda_enabled:
+    config.environment["CUDA_HOME"] = os.path.dirname(config.cuda_bin_dir)
+    config.available_features.add("cuda")
+
+llvm_config.use_default_substitutions()
+config.substitutions.append(("%synth_src_root", config.synth_src_root))
+
+tool_dirs = [config.synth_tools_dir, config.llvm_tools_dir]
+llvm_config.add_tool_substitutions(["synth-opt"], tool_dirs)
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
