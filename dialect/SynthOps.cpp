@@ -355,10 +355,15 @@ LogicalResult LinearOp::verify() {
   if (xs.empty()) {
     return emitOpError("expected input of rank >= 1 [..., in], got a scalar");
   }
-  if (failed(c.expect("W", "[in, out]", {xs.back(), kAny}, getWeight()))) {
+  bool transposed = getTransposeWeight();
+  StringRef weightDims = transposed ? "[out, in]" : "[in, out]";
+  SmallVector<int64_t> expectedWeight =
+      transposed ? SmallVector<int64_t>{kAny, xs.back()}
+                 : SmallVector<int64_t>{xs.back(), kAny};
+  if (failed(c.expect("W", weightDims, expectedWeight, getWeight()))) {
     return failure();
   }
-  int64_t out = shapeOf(getWeight())[1];
+  int64_t out = shapeOf(getWeight())[transposed ? 0 : 1];
   if (getBias() && failed(c.expect("bias", "[out]", {out}, getBias()))) {
     return failure();
   }
@@ -366,6 +371,35 @@ LogicalResult LinearOp::verify() {
   expected.push_back(out);
   if (failed(
           c.expect("result", "[..., out]", expected, getResult().getType()))) {
+    return failure();
+  }
+  return verifySameFloatElementType(*this);
+}
+
+LogicalResult AddPositionsOp::verify() {
+  ShapeChecker c(*this);
+  if (failed(c.expectRank("input", "[batch, N, d_model]", 3, getInput()))) {
+    return failure();
+  }
+  ArrayRef<int64_t> xs = shapeOf(getInput());
+  if (failed(c.expect("table", "[L, d_model]", {kAny, xs[2]}, getTable())) ||
+      failed(c.expectAtMost("sequence length N", xs[1], "position table L",
+                            shapeOf(getTable())[0])) ||
+      failed(c.expect("result", "input shape", xs, getResult().getType()))) {
+    return failure();
+  }
+  return verifySameFloatElementType(*this);
+}
+
+LogicalResult MeanPoolOp::verify() {
+  ShapeChecker c(*this);
+  if (failed(c.expectRank("input", "[batch, N, d]", 3, getInput()))) {
+    return failure();
+  }
+  ArrayRef<int64_t> xs = shapeOf(getInput());
+  if (failed(c.expect("mask", "[batch, N]", {xs[0], xs[1]}, getMask())) ||
+      failed(c.expect("result", "[batch, d]", {xs[0], xs[2]},
+                      getResult().getType()))) {
     return failure();
   }
   return verifySameFloatElementType(*this);

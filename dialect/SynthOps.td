@@ -52,17 +52,22 @@ def Synth_LinearOp : Synth_Op<"linear", [Pure]> {
   let description = [{
     Computes `x W + b` over the last dimension of `x` ([..., in]) with `W` of
     shape [in, out] and an optional bias of shape [out]. The result is
-    [..., out].
+    [..., out]. With `transpose_weight`, `W` is [out, in] and the op computes
+    `x W^T + b` (tied input/output embeddings use the [vocab, d_model]
+    embedding table this way).
 
     Example:
     ```mlir
     %y = synth.linear %x, %w bias %b
         : (tensor<2x16x64xf32>, tensor<64x256xf32>, tensor<256xf32>)
         -> tensor<2x16x256xf32>
+    %logits = synth.linear %h, %table {transpose_weight}
+        : (tensor<2x16x64xf32>, tensor<256x64xf32>) -> tensor<2x16x256xf32>
     ```
   }];
   let arguments = (ins Synth_FloatTensor:$input, Synth_FloatTensor:$weight,
-                       Optional<Synth_FloatTensor>:$bias);
+                       Optional<Synth_FloatTensor>:$bias,
+                       UnitAttr:$transpose_weight);
   let results = (outs Synth_FloatTensor:$result);
   let assemblyFormat = [{
     $input `,` $weight (`bias` $bias^)? attr-dict `:` functional-type(operands, results)
@@ -179,6 +184,49 @@ def Synth_MergeHeadsOp : Synth_Op<"merge_heads", [Pure]> {
   let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
   let hasVerifier = 1;
   let hasFolder = 1;
+}
+
+def Synth_AddPositionsOp : Synth_Op<"add_positions", [Pure]> {
+  let summary = "adds learned absolute position embeddings: x + table[offset:offset+N]";
+  let description = [{
+    `x` is [batch, N, d_model] and `table` the position table [L, d_model];
+    the result adds row `offset + i` of the table to token i of every
+    sequence. `offset` (an index, default 0) is the absolute position of the
+    first token, for decoding with a cache. N > L is a verifier error; an
+    offset that runs past L is a run-time error of the back ends.
+
+    Example:
+    ```mlir
+    %h = synth.add_positions %x, %pos : (tensor<2x16x64xf32>, tensor<32x64xf32>) -> tensor<2x16x64xf32>
+    ```
+  }];
+  let arguments = (ins Synth_FloatTensor:$input, Synth_FloatTensor:$table,
+                       Optional<Index>:$offset);
+  let results = (outs Synth_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $table (`offset` $offset^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Synth_MeanPoolOp : Synth_Op<"mean_pool", [Pure]> {
+  let summary = "mean over the real (unmasked) tokens of each sequence";
+  let description = [{
+    `x` is [batch, N, d] and `mask` [batch, N] (true = real token); the result
+    [batch, d] is `sum_i mask_i x_i / max(1, sum_i mask_i)`, so a sequence of
+    padding only pools to zeros.
+
+    Example:
+    ```mlir
+    %p = synth.mean_pool %x, %mask : (tensor<2x16x64xf32>, tensor<2x16xi1>) -> tensor<2x64xf32>
+    ```
+  }];
+  let arguments = (ins Synth_FloatTensor:$input, Synth_MaskTensor:$mask);
+  let results = (outs Synth_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $mask attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
 }
 
 def Synth_CrossEntropyOp : Synth_Op<"cross_entropy", [Pure]> {

@@ -8,10 +8,10 @@ from lit.llvm import llvm_config
 
 config.name = "synthc"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
-config.suffixes = [".mlir"]
+config.suffixes = [".mlir", ".test"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.synth_obj_root, "test")
-config.excludes = ["CMakeLists.txt", "README.md", "lit.cfg.py", "lit.site.cfg.py.in", "unit"]
+config.excludes = ["CMakeLists.txt", "README.md", "lit.cfg.py", "lit.site.cfg.py.in", "unit", "reference"]
 
 llvm_config.with_system_environment(["HOME", "TMPDIR"])
 # lit scrubs the environment; CUDA_HOME lets ptxas-based tests find libdevice.
@@ -23,5 +23,5 @@ llvm_config.use_default_substitutions()
 config.substitutions.append(("%synth_src_root", config.synth_src_root))
 
 tool_dirs = [config.synth_tools_dir, config.llvm_tools_dir]
-llvm_config.add_tool_substitutions(["synth-opt"], tool_dirs)
+llvm_config.add_tool_substitutions(["synth-opt", "synthc"], tool_dirs)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

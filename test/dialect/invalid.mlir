@@ -132,6 +132,70 @@ func.func @f(%x: tensor<2x16x64xf32>, %w: tensor<64x256xbf16>) {
 
 // -----
 
+func.func @f(%x: tensor<2x16x64xf32>, %t: tensor<64x256xf32>) {
+  // expected-error@+1 {{expected W of shape [out, in] = [?, 64], got [64, 256]}}
+  %0 = synth.linear %x, %t {transpose_weight} : (tensor<2x16x64xf32>, tensor<64x256xf32>) -> tensor<2x16x256xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<16x64xf32>, %p: tensor<32x64xf32>) {
+  // expected-error@+1 {{expected input of rank 3 [batch, N, d_model], got [16, 64]}}
+  %0 = synth.add_positions %x, %p : (tensor<16x64xf32>, tensor<32x64xf32>) -> tensor<16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %p: tensor<32x32xf32>) {
+  // expected-error@+1 {{expected table of shape [L, d_model] = [?, 64], got [32, 32]}}
+  %0 = synth.add_positions %x, %p : (tensor<2x16x64xf32>, tensor<32x32xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x48x64xf32>, %p: tensor<32x64xf32>) {
+  // expected-error@+1 {{sequence length N = 48 exceeds position table L = 32}}
+  %0 = synth.add_positions %x, %p : (tensor<2x48x64xf32>, tensor<32x64xf32>) -> tensor<2x48x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %p: tensor<32x64xf32>) {
+  // expected-error@+1 {{expected result of shape input shape = [2, 16, 64], got [2, 16, 32]}}
+  %0 = synth.add_positions %x, %p : (tensor<2x16x64xf32>, tensor<32x64xf32>) -> tensor<2x16x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<16x64xf32>, %m: tensor<2x16xi1>) {
+  // expected-error@+1 {{expected input of rank 3 [batch, N, d], got [16, 64]}}
+  %0 = synth.mean_pool %x, %m : (tensor<16x64xf32>, tensor<2x16xi1>) -> tensor<2x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %m: tensor<2x8xi1>) {
+  // expected-error@+1 {{expected mask of shape [batch, N] = [2, 16], got [2, 8]}}
+  %0 = synth.mean_pool %x, %m : (tensor<2x16x64xf32>, tensor<2x8xi1>) -> tensor<2x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %m: tensor<2x16xi1>) {
+  // expected-error@+1 {{expected result of shape [batch, d] = [2, 64], got [2, 16]}}
+  %0 = synth.mean_pool %x, %m : (tensor<2x16x64xf32>, tensor<2x16xi1>) -> tensor<2x16xf32>
+  return
+}
+
+// -----
+
 func.func @f(%x: tensor<f32>, %g: tensor<64xf32>) {
   // expected-error@+1 {{expected input of rank >= 1 [..., d], got a scalar}}
   %0 = synth.layer_norm %x, %g, %g : (tensor<f32>, tensor<64xf32>, tensor<64xf32>) -> tensor<f32>

@@ -38,6 +38,21 @@ func.func @model_ops(%table: tensor<256x64xf32>, %ids: tensor<2x16xi32>,
   return %loss2 : tensor<f32>
 }
 
+// CHECK-LABEL: func.func @positions_pool_tied
+func.func @positions_pool_tied(%x: tensor<2x16x64xf32>, %pos: tensor<32x64xf32>, %off: index,
+                               %mask: tensor<2x16xi1>, %table: tensor<256x64xf32>) {
+  // CHECK: synth.add_positions %{{.*}}, %{{.*}} : (tensor<2x16x64xf32>, tensor<32x64xf32>) -> tensor<2x16x64xf32>
+  %h = synth.add_positions %x, %pos : (tensor<2x16x64xf32>, tensor<32x64xf32>) -> tensor<2x16x64xf32>
+  // CHECK: synth.add_positions %{{.*}}, %{{.*}} offset %{{.*}} : (tensor<2x16x64xf32>, tensor<32x64xf32>, index) -> tensor<2x16x64xf32>
+  %h2 = synth.add_positions %h, %pos offset %off : (tensor<2x16x64xf32>, tensor<32x64xf32>, index) -> tensor<2x16x64xf32>
+  // CHECK: synth.mean_pool %{{.*}}, %{{.*}} : (tensor<2x16x64xf32>, tensor<2x16xi1>) -> tensor<2x64xf32>
+  %p = synth.mean_pool %h2, %mask : (tensor<2x16x64xf32>, tensor<2x16xi1>) -> tensor<2x64xf32>
+  // CHECK: synth.linear %{{.*}}, %{{.*}} {transpose_weight} : (tensor<2x16x64xf32>, tensor<256x64xf32>) -> tensor<2x16x256xf32>
+  %l = synth.linear %h2, %table {transpose_weight} : (tensor<2x16x64xf32>, tensor<256x64xf32>) -> tensor<2x16x256xf32>
+  "test.use"(%p, %l) : (tensor<2x64xf32>, tensor<2x16x256xf32>) -> ()
+  return
+}
+
 // CHECK-LABEL: func.func @heads
 func.func @heads(%x: tensor<2x16x64xbf16>) -> tensor<2x16x64xbf16> {
   // CHECK: synth.split_heads %{{.*}} : tensor<2x16x64xbf16> -> tensor<2x4x16x16xbf16>

@@ -1,0 +1,211 @@
+//===- synthc.cpp - the synthc compiler driver ----------------------------===//
+//
+//   synthc MODEL.json --emit=synth [--batch=B] [--seq-len=N] [-o FILE]
+//   synthc MODEL.json --emit=weights -o FILE.safetensors
+//   synthc --stats MODEL.json [--seq-len=N]
+//
+// Reads and validates a model description, then prints its synth IR, writes
+// its initial weights, or prints its parameter table and FLOPs. Errors go to
+// stderr with exit code 1 (bad input) or 2 (bad command line).
+//
+//===----------------------------------------------------------------------===//
+
+#include "frontend/ModelBuilder.h"
+#include "frontend/ModelConfig.h"
+#include "frontend/Parameters.h"
+#include "frontend/Stats.h"
+#include "runtime/Safetensors.h"
+
+#include "mlir/IR/MLIRContext.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <string>
+
+namespace {
+
+constexpr const char *kUsage = R"(usage:
+  synthc MODEL.json [--emit=synth] [--batch=B] [--seq-len=N] [--src-len=S] [--tgt-len=T] [-o FILE]
+  synthc MODEL.json --emit=weights -o FILE.safetensors
+  synthc --stats MODEL.json [--seq-len=N]
+
+  --emit=synth     print the model's synth IR (functions `forward` and `loss`); the default
+  --emit=weights   write the initial weights (from the description's seed) as safetensors
+  --stats          print every parameter tensor, the totals and FLOPs per token
+  --batch=B        batch size of the generated functions (default 1)
+  --seq-len=N      sequence length (default: the model's max_len)
+  --src-len=S, --tgt-len=T   seq2seq source and target lengths (default: --seq-len)
+  -o FILE          output file (default: stdout for IR; required for weights)
+)";
+
+struct Options {
+  std::string model;
+  std::string emit = "synth";
+  bool stats = false;
+  std::string output;
+  synth::ShapeOptions shapes;
+};
+
+int usageError(const std::string &message) {
+  std::cerr << "synthc: " << message << "\n" << kUsage;
+  return 2;
+}
+
+/// Parses a positive integer flag value; nullopt on junk.
+std::optional<int64_t> parsePositive(const std::string &text) {
+  if (text.empty() || text.size() > 12) {
+    return std::nullopt;
+  }
+  int64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') {
+      return std::nullopt;
+    }
+    value = value * 10 + (c - '0');
+  }
+  if (value <= 0) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+/// Returns 0 on success, else the exit code after printing the error.
+int parseOptions(int argc, char **argv, Options &options) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const std::string &flag) -> std::optional<std::string> {
+      if (arg.rfind(flag + "=", 0) == 0) {
+        return arg.substr(flag.size() + 1);
+      }
+      if (arg == flag && i + 1 < argc) {
+        return std::string(argv[++i]);
+      }
+      return std::nullopt;
+    };
+    if (arg == "-h" || arg == "--help") {
+      std::cout << kUsage;
+      std::exit(0);
+    }
+    if (arg == "--stats") {
+      options.stats = true;
+      continue;
+    }
+    if (arg == "-o") {
+      if (i + 1 >= argc) {
+        return usageError("-o needs a file name");
+      }
+      options.output = argv[++i];
+      continue;
+    }
+    if (auto emit = value("--emit")) {
+      if (*emit != "synth" && *emit != "weights") {
+        return usageError("unknown --emit=" + *emit +
+                          " (expected synth or weights)");
+      }
+      options.emit = *emit;
+      continue;
+    }
+    bool matched = false;
+    for (auto [flag, target] :
+         {std::pair<const char *, int64_t *>{"--batch", &options.shapes.batch},
+          {"--seq-len", &options.shapes.seqLen},
+          {"--src-len", &options.shapes.srcLen},
+          {"--tgt-len", &options.shapes.tgtLen}}) {
+      if (auto text = value(flag)) {
+        std::optional<int64_t> number = parsePositive(*text);
+        if (!number) {
+          return usageError(std::string(flag) +
+                            " expects a positive integer, got '" + *text + "'");
+        }
+        *target = *number;
+        matched = true;
+        break;
+      }
+    }
+    if (matched) {
+      continue;
+    }
+    if (!arg.empty() && arg[0] == '-') {
+      return usageError("unknown option '" + arg + "'");
+    }
+    if (!options.model.empty()) {
+      return usageError("more than one model description given ('" +
+                        options.model + "' and '" + arg + "')");
+    }
+    options.model = arg;
+  }
+  if (options.model.empty()) {
+    return usageError("no model description given");
+  }
+  if (options.emit == "weights" && options.output.empty() && !options.stats) {
+    return usageError("--emit=weights needs -o FILE.safetensors");
+  }
+  return 0;
+}
+
+int fail(const std::string &message) {
+  std::cerr << "synthc: error: " << message << "\n";
+  return 1;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  Options options;
+  if (int code = parseOptions(argc, argv, options)) {
+    return code;
+  }
+  absl::StatusOr<synth::ModelConfig> config =
+      synth::loadModelConfig(options.model);
+  if (!config.ok()) {
+    return fail(std::string(config.status().message()));
+  }
+  std::vector<synth::ParamInfo> table = synth::parameterTable(*config);
+
+  if (options.stats) {
+    int64_t n = options.shapes.seqLen ? options.shapes.seqLen : config->maxLen;
+    if (n > config->maxLen) {
+      return fail(
+          "sequence length N = " + std::to_string(n) +
+          " exceeds the model's max_len L = " + std::to_string(config->maxLen));
+    }
+    std::cout << synth::formatStats(*config, table, n);
+    return 0;
+  }
+
+  if (options.emit == "weights") {
+    synth::safetensors::File weights =
+        synth::initializeParameters(table, config->seed);
+    weights.metadata.push_back({"format", "synthc-weights"});
+    weights.metadata.push_back({"model", options.model});
+    weights.metadata.push_back({"seed", std::to_string(config->seed)});
+    absl::Status written = synth::safetensors::write(options.output, weights);
+    if (!written.ok()) {
+      return fail(std::string(written.message()));
+    }
+    return 0;
+  }
+
+  mlir::MLIRContext context;
+  auto module = synth::buildModelModule(context, *config, options.shapes);
+  if (!module.ok()) {
+    return fail(options.model + ": " + std::string(module.status().message()));
+  }
+  if (options.output.empty() || options.output == "-") {
+    (**module)->print(llvm::outs());
+    llvm::outs() << "\n";
+    return 0;
+  }
+  std::error_code error;
+  llvm::raw_fd_ostream out(options.output, error);
+  if (error) {
+    return fail(options.output + ": cannot write: " + error.message());
+  }
+  (**module)->print(out);
+  out << "\n";
+  return 0;
+}
