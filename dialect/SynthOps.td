@@ -550,10 +550,11 @@ def Synth_KernelOp : Synth_Op<"kernel", [
     DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmBlockArgumentNames"]>]> {
   let summary = "a region that becomes one generated kernel";
   let description = [{
-    `form-kernels` groups ops into kernels. The region is isolated from above:
-    its block arguments are the kernel's inputs (one per operand, same types)
-    and `synth.yield` returns its outputs. `schedule` says how the back end
-    tiles, vectorizes and parallelizes it.
+    `fuse-elementwise` and `form-kernels` group ops into kernels. The region is
+    isolated from above: its block arguments are the kernel's inputs (one per
+    operand, same types) and `synth.yield` returns its outputs. `schedule` says
+    how the back end tiles, vectorizes and parallelizes it; `form-kernels`
+    attaches a default to every kernel that has none.
 
     Example:
     ```mlir
@@ -569,7 +570,7 @@ def Synth_KernelOp : Synth_Op<"kernel", [
     ```
   }];
   let arguments = (ins StrAttr:$kernel_name, Variadic<AnyType>:$inputs,
-                       Synth_ScheduleAttr:$schedule);
+                       OptionalAttr<Synth_ScheduleAttr>:$schedule);
   let results = (outs Variadic<AnyType>:$results);
   let regions = (region SizedRegion<1>:$body);
   let assemblyFormat = [{

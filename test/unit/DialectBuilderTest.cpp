@@ -204,7 +204,7 @@ TEST_F(SynthBuilderTest, AdamWAndKernel) {
       builder.createBlock(&kernel.getBody(), {}, {m.getType()}, {loc()});
   auto relu = ReluOp::create(builder, loc(), body->getArgument(0));
   YieldOp::create(builder, loc(), ValueRange{relu.getResult()});
-  EXPECT_EQ(kernel.getSchedule().getVectorWidth(), 16);
+  EXPECT_EQ(kernel.getScheduleAttr().getVectorWidth(), 16);
   expectRoundTrip();
 }
 

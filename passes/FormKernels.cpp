@@ -1,0 +1,78 @@
+//===- FormKernels.cpp - every op in a kernel, every kernel scheduled -----===//
+//
+// Default schedules per anchor op. tile_sizes follow the anchor's loops:
+//   linear           [rows, out]            rows = all leading dims flattened
+//   fused_attention  [batch, heads, query tile, key tile]
+//   anything else    [rows, last dim]
+// vector_width 16 is one AVX-512 register of float32; back ends clamp it to
+// the target. Measured choices belong in schedule files (synth-tune), these
+// are starting points.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/Passes.h"
+
+#include "dialect/SynthOps.h"
+#include "passes/KernelUtils.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+
+namespace mlir::synth {
+#define GEN_PASS_DEF_FORMKERNELS
+#include "passes/Passes.h.inc"
+} // namespace mlir::synth
+
+using namespace mlir;
+using namespace mlir::synth;
+
+namespace {
+
+ScheduleAttr defaultSchedule(Operation *anchor) {
+  MLIRContext *ctx = anchor->getContext();
+  if (isa<LinearOp>(anchor)) {
+    return ScheduleAttr::get(ctx, {8, 64}, 16, {0});
+  }
+  if (isa<FusedAttentionOp>(anchor)) {
+    return ScheduleAttr::get(ctx, {1, 1, 32, 64}, 16, {0, 1, 2});
+  }
+  return ScheduleAttr::get(ctx, {1, 0}, 16, {0});
+}
+
+/// "linear", "fused_attention", ...: the op name without the dialect prefix.
+std::string anchorName(Operation *op) {
+  return op->getName().stripDialect().str();
+}
+
+struct FormKernelsPass
+    : public mlir::synth::impl::FormKernelsBase<FormKernelsPass> {
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    for (Block &block : func.getBody()) {
+      SmallVector<Operation *> loose;
+      for (Operation &op : block) {
+        if (!isa<KernelOp>(op) && !op.hasTrait<OpTrait::IsTerminator>() &&
+            op.getDialect() &&
+            op.getDialect()->getNamespace() ==
+                SynthDialect::getDialectNamespace()) {
+          loose.push_back(&op);
+        }
+      }
+      for (Operation *op : loose) {
+        outlineIntoKernel({op}, "kernel");
+      }
+    }
+    unsigned index = 0;
+    func.walk([&](KernelOp kernel) {
+      Operation *anchor = &kernel.getBody().front().front();
+      kernel.setKernelName(
+          (func.getSymName() + "_k" + Twine(index++) + "_" + anchorName(anchor))
+              .str());
+      if (!kernel.getScheduleAttr()) {
+        kernel.setScheduleAttr(defaultSchedule(anchor));
+      }
+    });
+  }
+};
+
+} // namespace

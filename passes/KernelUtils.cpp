@@ -1,0 +1,77 @@
+//===- KernelUtils.cpp - outlining ops into synth.kernel regions ----------===//
+
+#include "passes/KernelUtils.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/SetVector.h"
+
+namespace mlir::synth {
+
+KernelOp outlineIntoKernel(ArrayRef<Operation *> ops, StringRef name) {
+  llvm::SmallPtrSet<Operation *, 8> inGroup(ops.begin(), ops.end());
+  llvm::SetVector<Value> inputs;
+  SmallVector<Value> outputs;
+  for (Operation *op : ops) {
+    for (Value operand : op->getOperands()) {
+      Operation *def = operand.getDefiningOp();
+      if (!def || !inGroup.contains(def)) {
+        inputs.insert(operand);
+      }
+    }
+    for (Value result : op->getResults()) {
+      if (llvm::any_of(result.getUsers(), [&](Operation *user) {
+            return !inGroup.contains(user);
+          })) {
+        outputs.push_back(result);
+      }
+    }
+  }
+
+  Operation *last = ops.back();
+  OpBuilder b(last);
+  SmallVector<Type> resultTypes;
+  for (Value v : outputs) {
+    resultTypes.push_back(v.getType());
+  }
+  auto kernel =
+      KernelOp::create(b, last->getLoc(), resultTypes, b.getStringAttr(name),
+                       inputs.getArrayRef(), ScheduleAttr());
+  SmallVector<Type> argTypes;
+  SmallVector<Location> argLocs;
+  for (Value v : inputs) {
+    argTypes.push_back(v.getType());
+    argLocs.push_back(v.getLoc());
+  }
+  Block *body = b.createBlock(&kernel.getBody(), {}, argTypes, argLocs);
+  IRMapping mapping;
+  for (auto [input, arg] : llvm::zip(inputs, body->getArguments())) {
+    mapping.map(input, arg);
+  }
+  for (Operation *op : ops) {
+    b.clone(*op, mapping);
+  }
+  SmallVector<Value> yielded;
+  for (Value v : outputs) {
+    yielded.push_back(mapping.lookup(v));
+  }
+  YieldOp::create(b, last->getLoc(), yielded);
+
+  for (auto [output, result] : llvm::zip(outputs, kernel.getResults())) {
+    output.replaceUsesWithIf(result, [&](OpOperand &use) {
+      return !inGroup.contains(use.getOwner());
+    });
+  }
+  for (Operation *op : llvm::reverse(ops)) {
+    op->erase();
+  }
+  return kernel;
+}
+
+int64_t tensorBytes(Type type) {
+  auto tensor = cast<RankedTensorType>(type);
+  int64_t bits = tensor.getElementTypeBitWidth();
+  return tensor.getNumElements() * std::max<int64_t>(1, bits / 8);
+}
+
+} // namespace mlir::synth

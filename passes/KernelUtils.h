@@ -1,0 +1,21 @@
+//===- KernelUtils.h - outlining ops into synth.kernel regions ------------===//
+
+#ifndef SYNTHC_PASSES_KERNELUTILS_H
+#define SYNTHC_PASSES_KERNELUTILS_H
+
+#include "dialect/SynthOps.h"
+
+namespace mlir::synth {
+
+/// Moves `ops` (all in one block, in block order) into a new synth.kernel
+/// placed where the last of them was. Values from outside become kernel
+/// inputs, values used outside become kernel results. The kernel has no
+/// schedule yet.
+KernelOp outlineIntoKernel(ArrayRef<Operation *> ops, StringRef name);
+
+/// Bytes of a tensor value in a buffer (i1 stored as one byte).
+int64_t tensorBytes(Type type);
+
+} // namespace mlir::synth
+
+#endif // SYNTHC_PASSES_KERNELUTILS_H

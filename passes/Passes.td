@@ -1,0 +1,75 @@
+//===- Passes.td - transformations on synth IR ----------------------------===//
+//
+// Every pass of synthc: a flag, a summary and a description. Each has a lit
+// test named after its flag in test/passes/.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SYNTH_PASSES_TD
+#define SYNTH_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def FuseAttention : Pass<"synth-fuse-attention", "::mlir::func::FuncOp"> {
+  let summary = "Fuse score ops and synth.attend into synth.fused_attention";
+  let description = [{
+    Rewrites `attend(scores(...), values)` into one `synth.fused_attention`
+    whose score parts are the score ops feeding it: a single score op, or every
+    part of a `synth.mixture_scores` (all computed inside the same kernel,
+    mixed by the mixture's logits). Masks (causal, key padding, query offset)
+    carry over. Score ops left without users are erased. An attend whose
+    scores come from anything else (a block argument, another op) is left
+    alone.
+
+    Example: `%s = synth.random_scores %r` + `%o = synth.attend %s, %v {causal}`
+    becomes `%o = synth.fused_attention [#synth.score<random, max_len = L>] (%r)
+    values %v {causal}`.
+  }];
+  let dependentDialects = ["::mlir::synth::SynthDialect"];
+}
+
+def FuseElementwise : Pass<"synth-fuse-elementwise", "::mlir::func::FuncOp"> {
+  let summary = "Group elementwise and layout ops with their producers into kernels";
+  let description = [{
+    Forms `synth.kernel` regions for producer/consumer chains that one kernel
+    computes without writing the intermediate to memory: an elementwise op
+    (`relu`, `gelu`, `add`: bias, activation, residual) or a layout op
+    (`split_heads`, `merge_heads`) joins the kernel of the producer of one of
+    its operands when that value has no other use. So a linear followed by its
+    activation, an output projection followed by its residual add, and an
+    attention followed by its head merge each become one kernel. Kernels are
+    created without a schedule; `synth-form-kernels` attaches one.
+  }];
+  let dependentDialects = ["::mlir::synth::SynthDialect"];
+}
+
+def FormKernels : Pass<"synth-form-kernels", "::mlir::func::FuncOp"> {
+  let summary = "Wrap every remaining op in a kernel and attach default schedules";
+  let description = [{
+    After this pass a function body is a sequence of `synth.kernel` ops and its
+    return: every synth op not yet in a kernel gets a kernel of its own. Each
+    kernel is named `<function>_k<index>_<anchor>` (the anchor is the kernel's
+    main op) and gets the default `#synth.schedule` of its anchor when it has
+    none: tile sizes per loop of the anchor's iteration space, the vector
+    width (16 float32 lanes: one AVX-512 register) and the parallel loops.
+  }];
+  let dependentDialects = ["::mlir::synth::SynthDialect"];
+}
+
+def PlanMemory : Pass<"synth-plan-memory", "::mlir::func::FuncOp"> {
+  let summary = "Assign arena offsets to kernel results by liveness";
+  let description = [{
+    Plans the memory of a function made of kernels: every kernel result that
+    the function does not return is a temporary placed in one arena; results
+    whose lifetimes (from the kernel that writes them to the last kernel that
+    reads them) do not overlap share bytes. First-fit over offsets, 64-byte
+    aligned. A kernel's outputs never alias its own inputs.
+
+    Results: `synth.arena_offsets` on each kernel (one byte offset per result,
+    -1 for results the function returns) and `synth.arena_bytes` on the
+    function.
+  }];
+  let dependentDialects = ["::mlir::synth::SynthDialect"];
+}
+
+#endif // SYNTH_PASSES_TD
