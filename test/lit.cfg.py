@@ -11,13 +11,17 @@ config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
 config.suffixes = [".mlir", ".test"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.synth_obj_root, "test")
-config.excludes = ["CMakeLists.txt", "README.md", "lit.cfg.py", "lit.site.cfg.py.in", "unit", "reference"]
+config.excludes = ["CMakeLists.txt", "README.md", "lit.cfg.py", "lit.site.cfg.py.in", "unit", "reference", "e2e", "runtime"]
 
 llvm_config.with_system_environment(["HOME", "TMPDIR"])
 # lit scrubs the environment; CUDA_HOME lets ptxas-based tests find libdevice.
 if config.cuda_enabled:
     config.environment["CUDA_HOME"] = os.path.dirname(config.cuda_bin_dir)
     config.available_features.add("cuda")
+
+import platform
+if platform.machine() in ("x86_64", "AMD64"):
+    config.available_features.add("x86-64")
 
 llvm_config.use_default_substitutions()
 config.substitutions.append(("%synth_src_root", config.synth_src_root))

@@ -1,22 +1,29 @@
 //===- synthc.cpp - the synthc compiler driver ----------------------------===//
 //
-//   synthc MODEL.json --emit=synth [--batch=B] [--seq-len=N] [-o FILE]
+//   synthc MODEL.json --emit=synth|kernels|halide [--batch=B] [--seq-len=N]
+//   synthc MODEL.json --target=cpu [--cpu=portable|host] -o model.synth
 //   synthc MODEL.json --emit=weights -o FILE.safetensors
 //   synthc --stats MODEL.json [--seq-len=N]
 //
-// Reads and validates a model description, then prints its synth IR, writes
-// its initial weights, or prints its parameter table and FLOPs. Errors go to
-// stderr with exit code 1 (bad input) or 2 (bad command line).
+// Reads and validates a model description, then prints its synth IR (as
+// built, or after the CPU kernel pipeline), the kernels' lowered Halide
+// statements, compiles an artifact, writes initial weights, or prints the
+// parameter table and FLOPs. Errors go to stderr with exit code 1 (bad input)
+// or 2 (bad command line).
 //
 //===----------------------------------------------------------------------===//
 
+#include "codegen/cpu/CpuArtifact.h"
 #include "frontend/ModelBuilder.h"
 #include "frontend/ModelConfig.h"
 #include "frontend/Parameters.h"
 #include "frontend/Stats.h"
+#include "passes/Passes.h"
+#include "runtime/Json.h"
 #include "runtime/Safetensors.h"
 
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/Pass/PassManager.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstdio>
@@ -24,17 +31,23 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <string>
 
 namespace {
 
 constexpr const char *kUsage = R"(usage:
-  synthc MODEL.json [--emit=synth] [--batch=B] [--seq-len=N] [--src-len=S] [--tgt-len=T] [-o FILE]
+  synthc MODEL.json [--emit=synth|kernels|halide] [--batch=B] [--seq-len=N] [--src-len=S] [--tgt-len=T] [-o FILE]
+  synthc MODEL.json --target=cpu [--cpu=portable|host] [--batch=B] [--seq-len=N] -o model.synth
   synthc MODEL.json --emit=weights -o FILE.safetensors
   synthc --stats MODEL.json [--seq-len=N]
 
   --emit=synth     print the model's synth IR (functions `forward` and `loss`); the default
+  --emit=kernels   print the IR after the CPU kernel pipeline (fusion, kernels, memory plan)
+  --emit=halide    print every kernel's lowered Halide statement
   --emit=weights   write the initial weights (from the description's seed) as safetensors
+  --target=cpu     compile an artifact directory (manifest.json, kernels.so, weights.safetensors)
+  --cpu=portable   kernels for AVX-512, AVX2 and SSE4.1 with run-time dispatch (default); --cpu=host: this machine only
   --stats          print every parameter tensor, the totals and FLOPs per token
   --batch=B        batch size of the generated functions (default 1)
   --seq-len=N      sequence length (default: the model's max_len)
@@ -45,6 +58,8 @@ constexpr const char *kUsage = R"(usage:
 struct Options {
   std::string model;
   std::string emit = "synth";
+  std::string target;
+  bool hostOnly = false;
   bool stats = false;
   std::string output;
   synth::ShapeOptions shapes;
@@ -102,11 +117,28 @@ int parseOptions(int argc, char **argv, Options &options) {
       continue;
     }
     if (auto emit = value("--emit")) {
-      if (*emit != "synth" && *emit != "weights") {
+      if (*emit != "synth" && *emit != "weights" && *emit != "kernels" &&
+          *emit != "halide") {
         return usageError("unknown --emit=" + *emit +
-                          " (expected synth or weights)");
+                          " (expected synth, kernels, halide or weights)");
       }
       options.emit = *emit;
+      continue;
+    }
+    if (auto target = value("--target")) {
+      if (*target != "cpu") {
+        return usageError("unknown --target=" + *target +
+                          " (expected cpu; cuda is not built yet)");
+      }
+      options.target = *target;
+      continue;
+    }
+    if (auto cpu = value("--cpu")) {
+      if (*cpu != "portable" && *cpu != "host") {
+        return usageError("unknown --cpu=" + *cpu +
+                          " (expected portable or host)");
+      }
+      options.hostOnly = *cpu == "host";
       continue;
     }
     bool matched = false;
@@ -144,7 +176,20 @@ int parseOptions(int argc, char **argv, Options &options) {
   if (options.emit == "weights" && options.output.empty() && !options.stats) {
     return usageError("--emit=weights needs -o FILE.safetensors");
   }
+  if (!options.target.empty() && options.output.empty()) {
+    return usageError("--target=cpu needs -o DIRECTORY (the artifact)");
+  }
   return 0;
+}
+
+absl::StatusOr<std::string> readText(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(path + ": cannot open");
+  }
+  std::stringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
 }
 
 int fail(const std::string &message) {
@@ -195,9 +240,49 @@ int main(int argc, char **argv) {
   if (!module.ok()) {
     return fail(options.model + ": " + std::string(module.status().message()));
   }
+  bool kernels = options.emit == "kernels" || options.emit == "halide" ||
+                 !options.target.empty();
+  if (kernels) {
+    mlir::PassManager pm(&context);
+    mlir::synth::buildCpuKernelPipeline(pm);
+    if (mlir::failed(pm.run(**module))) {
+      return fail(options.model + ": the CPU kernel pipeline failed");
+    }
+  }
+  if (!options.target.empty()) {
+    absl::StatusOr<std::string> text = readText(options.model);
+    absl::StatusOr<synth::json::Value> description =
+        text.ok() ? synth::json::parse(*text, options.model)
+                  : absl::StatusOr<synth::json::Value>(text.status());
+    if (!description.ok()) {
+      return fail(std::string(description.status().message()));
+    }
+    synth::cpu::CpuArtifactOptions artifact;
+    artifact.output = options.output;
+    artifact.hostOnly = options.hostOnly;
+    artifact.model = *description;
+    absl::Status written =
+        synth::cpu::writeCpuArtifact(**module, table, config->seed, artifact);
+    if (!written.ok()) {
+      return fail(std::string(written.message()));
+    }
+    return 0;
+  }
+  std::string text;
+  if (options.emit == "halide") {
+    absl::StatusOr<std::string> statements =
+        synth::cpu::emitHalideStatements(**module, options.hostOnly);
+    if (!statements.ok()) {
+      return fail(std::string(statements.status().message()));
+    }
+    text = *statements;
+  } else {
+    llvm::raw_string_ostream os(text);
+    (**module)->print(os);
+    os << "\n";
+  }
   if (options.output.empty() || options.output == "-") {
-    (**module)->print(llvm::outs());
-    llvm::outs() << "\n";
+    llvm::outs() << text;
     return 0;
   }
   std::error_code error;
@@ -205,7 +290,6 @@ int main(int argc, char **argv) {
   if (error) {
     return fail(options.output + ": cannot write: " + error.message());
   }
-  (**module)->print(out);
-  out << "\n";
+  out << text;
   return 0;
 }

@@ -1,0 +1,98 @@
+//===- KernelSpec.h - one kernel, described without MLIR or Halide --------===//
+//
+// The CPU back end works in two halves that must not share a translation
+// unit: reading synth IR (MLIR, built without exceptions) and building Halide
+// pipelines (Halide reports errors by exceptions). A KernelSpec is what passes
+// between them: the kernel's tensors, its ops in order, its schedule.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SYNTHC_CODEGEN_CPU_KERNELSPEC_H
+#define SYNTHC_CODEGEN_CPU_KERNELSPEC_H
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace synth::cpu {
+
+enum class ElementType { F32, I32, U8 };
+
+struct TensorSpec {
+  std::vector<int64_t> shape; // row-major
+  ElementType type = ElementType::F32;
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : shape) {
+      n *= d;
+    }
+    return n;
+  }
+};
+
+enum class OpKind {
+  Embedding,
+  AddPositions,
+  LayerNorm,
+  Linear,
+  Relu,
+  Gelu,
+  Add,
+  SplitHeads,
+  MergeHeads,
+  MeanPool,
+  CrossEntropy,
+  FusedAttention,
+};
+
+enum class ScoreKind { Dot, Dense, Random, FactorizedRandom, FactorizedDense };
+
+struct ScorePartSpec {
+  ScoreKind kind = ScoreKind::Dot;
+  float scale = 1.0f;        // dot
+  int64_t maxLen = 0;        // synthesized kinds
+  std::vector<int> operands; // value ids, in the standalone op's order
+};
+
+struct OpSpec {
+  OpKind kind = OpKind::Relu;
+  /// Value ids of the operands (optional ones absent) and the result.
+  std::vector<int> operands;
+  int result = -1;
+  // Attributes (only those of `kind` are meaningful).
+  float epsilon = 1e-5f;        // LayerNorm
+  bool hasBias = false;         // Linear
+  bool transposeWeight = false; // Linear
+  bool geluTanh = false;        // Gelu
+  int64_t ignoreIndex = -100;   // CrossEntropy
+  // FusedAttention: parts, then optional logits, values, optional key mask.
+  std::vector<ScorePartSpec> parts;
+  int logits = -1;
+  int values = -1;
+  int keyMask = -1;
+  bool causal = false;
+};
+
+struct ScheduleSpec {
+  std::vector<int64_t> tileSizes;
+  int64_t vectorWidth = 16;
+  std::vector<int64_t> parallelDims;
+};
+
+struct KernelSpec {
+  std::string name;
+  /// Every tensor of the kernel by value id: ids [0, numInputs) are the
+  /// kernel's inputs in argument order; the rest are op results.
+  std::vector<TensorSpec> values;
+  int numInputs = 0;
+  std::vector<OpSpec> ops;
+  /// Value ids of the kernel's outputs, in result order.
+  std::vector<int> outputs;
+  ScheduleSpec schedule;
+  /// The anchor op's name ("linear", "fused_attention", ...), for messages.
+  std::string anchor;
+};
+
+} // namespace synth::cpu
+
+#endif // SYNTHC_CODEGEN_CPU_KERNELSPEC_H

@@ -1,0 +1,1198 @@
+//===- Manifest.cpp - manifest.json reader, validator and writer ----------===//
+//
+// Reading happens in two passes. The first walks the JSON and fills the
+// structs, checking only what each value is by itself (types, required and
+// unknown keys, enum spellings, signs). The second, validateManifest, checks
+// what values mean together (buffer indices, parameter and input/output
+// references, arena bounds and alignment); it runs on the structs so that the
+// compiler can run it before writing, and finds its way back to a line and
+// column through a table of the positions of every JSON path.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/Manifest.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+
+namespace synth::rt {
+
+#define SYNTH_RETURN_IF_ERROR(expr)                                            \
+  do {                                                                         \
+    absl::Status status_ = (expr);                                             \
+    if (!status_.ok()) {                                                       \
+      return status_;                                                          \
+    }                                                                          \
+  } while (false)
+
+const char *storageName(Storage storage) {
+  switch (storage) {
+  case Storage::Input:
+    return "input";
+  case Storage::Param:
+    return "param";
+  case Storage::Output:
+    return "output";
+  case Storage::Arena:
+    return "arena";
+  }
+  return "?";
+}
+
+int64_t BufferInfo::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    n *= d;
+  }
+  return n;
+}
+
+const Binding *EntryInfo::findInput(const std::string &name) const {
+  for (const Binding &binding : inputs) {
+    if (binding.name == name) {
+      return &binding;
+    }
+  }
+  return nullptr;
+}
+
+const Binding *EntryInfo::findOutput(const std::string &name) const {
+  for (const Binding &binding : outputs) {
+    if (binding.name == name) {
+      return &binding;
+    }
+  }
+  return nullptr;
+}
+
+const FileInfo *Manifest::findFile(const std::string &name) const {
+  for (const FileInfo &file : files) {
+    if (file.name == name) {
+      return &file;
+    }
+  }
+  return nullptr;
+}
+
+const ParameterInfo *Manifest::findParameter(const std::string &name) const {
+  for (const ParameterInfo &param : parameters) {
+    if (param.name == name) {
+      return &param;
+    }
+  }
+  return nullptr;
+}
+
+const EntryInfo *Manifest::findEntry(const std::string &name) const {
+  for (const EntryInfo &entry : entries) {
+    if (entry.name == name) {
+      return &entry;
+    }
+  }
+  return nullptr;
+}
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// JSON paths and positions
+//===----------------------------------------------------------------------===//
+
+bool isIdentifier(const std::string &text) {
+  if (text.empty() || std::isdigit(static_cast<unsigned char>(text[0]))) {
+    return false;
+  }
+  for (char c : text) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') {
+      return false;
+    }
+  }
+  return true;
+}
+
+/// `path.key`, or `path["key"]` when the key is not an identifier (file
+/// names such as kernels.so), so that every path reads back unambiguously.
+std::string childPath(const std::string &path, const std::string &key) {
+  if (!isIdentifier(key)) {
+    return absl::StrCat(path, "[", json::quote(key), "]");
+  }
+  return path.empty() ? key : absl::StrCat(path, ".", key);
+}
+
+std::string indexPath(const std::string &path, size_t index) {
+  return absl::StrCat(path, "[", index, "]");
+}
+
+using PositionTable = std::map<std::string, std::pair<int, int>>;
+
+/// Records the position of every value under `value` by its path; the model
+/// description is skipped (it is carried verbatim and never validated here).
+void recordPositions(const json::Value &value, const std::string &path,
+                     PositionTable &table) {
+  table[path] = {value.line(), value.column()};
+  if (path == "model") {
+    return;
+  }
+  if (value.isObject()) {
+    for (const auto &[key, member] : value.members()) {
+      recordPositions(member, childPath(path, key), table);
+    }
+  } else if (value.isArray()) {
+    for (size_t i = 0; i < value.items().size(); ++i) {
+      recordPositions(value.items()[i], indexPath(path, i), table);
+    }
+  }
+}
+
+/// Formats "<source>[:line:column]: [path: ]what".
+class ErrorReporter {
+public:
+  ErrorReporter(const std::string &source, const PositionTable *positions)
+      : source_(source), positions_(positions) {}
+
+  absl::Status fail(const std::string &path, const std::string &what) const {
+    std::string where = source_;
+    if (std::optional<std::pair<int, int>> pos = lookup(path)) {
+      absl::StrAppend(&where, ":", pos->first, ":", pos->second);
+    }
+    return absl::InvalidArgumentError(
+        path.empty() ? absl::StrCat(where, ": ", what)
+                     : absl::StrCat(where, ": ", path, ": ", what));
+  }
+
+  absl::Status fail(const json::Value &value, const std::string &path,
+                    const std::string &what) const {
+    std::string where =
+        absl::StrCat(source_, ":", value.line(), ":", value.column());
+    return absl::InvalidArgumentError(
+        path.empty() ? absl::StrCat(where, ": ", what)
+                     : absl::StrCat(where, ": ", path, ": ", what));
+  }
+
+private:
+  /// The position of `path`, or of its closest recorded ancestor.
+  std::optional<std::pair<int, int>> lookup(std::string path) const {
+    if (!positions_) {
+      return std::nullopt;
+    }
+    while (true) {
+      auto it = positions_->find(path);
+      if (it != positions_->end()) {
+        return it->second;
+      }
+      size_t cut = path.find_last_of(".[");
+      if (cut == std::string::npos) {
+        return std::nullopt;
+      }
+      path.resize(cut);
+    }
+  }
+
+  const std::string &source_;
+  const PositionTable *positions_;
+};
+
+std::string describe(const json::Value &value) {
+  if (value.isString()) {
+    return absl::StrCat("string ", json::quote(value.asString()));
+  }
+  if (value.isNumber()) {
+    return absl::StrCat("number ", json::serialize(value));
+  }
+  return json::Value::kindName(value.kind());
+}
+
+//===----------------------------------------------------------------------===//
+// First pass: JSON -> structs
+//===----------------------------------------------------------------------===//
+
+class Reader {
+public:
+  explicit Reader(const ErrorReporter &errors) : errors_(errors) {}
+
+  absl::Status read(const json::Value &root, Manifest &manifest) {
+    if (!root.isObject()) {
+      return errors_.fail(
+          root, "",
+          absl::StrCat("a manifest is a JSON object, got ", describe(root)));
+    }
+    // Format and version come first: a newer manifest may legitimately have
+    // keys this runtime does not know, and the version says so best.
+    const json::Value *format = root.find("format");
+    if (!format) {
+      return errors_.fail(root, "",
+                          "missing key \"format\" (not a synthc artifact "
+                          "manifest)");
+    }
+    if (!format->isString() || format->asString() != kArtifactFormat) {
+      return errors_.fail(*format, "format",
+                          absl::StrCat("expected \"", kArtifactFormat,
+                                       "\", got ", describe(*format),
+                                       " (not a synthc artifact manifest)"));
+    }
+    const json::Value *version = root.find("version");
+    if (!version) {
+      return errors_.fail(root, "", "missing key \"version\"");
+    }
+    if (!version->isInteger()) {
+      return errors_.fail(
+          *version, "version",
+          absl::StrCat("expected an integer, got ", describe(*version)));
+    }
+    if (version->asInt() != kArtifactVersion) {
+      return errors_.fail(
+          *version, "version",
+          absl::StrCat("unsupported artifact version ", version->asInt(),
+                       " (this runtime reads ", kArtifactVersion, ")"));
+    }
+    manifest.format = format->asString();
+    manifest.version = version->asInt();
+    SYNTH_RETURN_IF_ERROR(checkKeys(root, "",
+                                    {"format", "version", "model", "target",
+                                     "files", "parameters", "entries"},
+                                    {}));
+    const json::Value &model = *root.find("model");
+    if (!model.isObject()) {
+      return errors_.fail(model, "model",
+                          absl::StrCat("expected the model description "
+                                       "(an object), got ",
+                                       describe(model)));
+    }
+    manifest.model = model;
+    SYNTH_RETURN_IF_ERROR(readTarget(*root.find("target"), manifest.target));
+    SYNTH_RETURN_IF_ERROR(readFiles(*root.find("files"), manifest.files));
+    SYNTH_RETURN_IF_ERROR(
+        readParameters(*root.find("parameters"), manifest.parameters));
+    return readEntries(*root.find("entries"), manifest.entries);
+  }
+
+private:
+  /// Every key of `required` must be present, every key must be in
+  /// `required` or `optional`.
+  absl::Status checkKeys(const json::Value &object, const std::string &path,
+                         std::initializer_list<const char *> required,
+                         std::initializer_list<const char *> optional) {
+    if (!object.isObject()) {
+      return errors_.fail(
+          object, path,
+          absl::StrCat("expected an object, got ", describe(object)));
+    }
+    for (const auto &[key, value] : object.members()) {
+      bool known = false;
+      for (const char *name : required) {
+        known = known || key == name;
+      }
+      for (const char *name : optional) {
+        known = known || key == name;
+      }
+      if (!known) {
+        std::vector<std::string> all(required.begin(), required.end());
+        all.insert(all.end(), optional.begin(), optional.end());
+        return errors_.fail(
+            value, childPath(path, key),
+            absl::StrCat("unknown key ", json::quote(key),
+                         " (expected one of: ", absl::StrJoin(all, ", "), ")"));
+      }
+    }
+    for (const char *name : required) {
+      if (!object.find(name)) {
+        return errors_.fail(object, path,
+                            absl::StrCat("missing key \"", name, "\""));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status readString(const json::Value &value, const std::string &path,
+                          std::string &out) {
+    if (!value.isString()) {
+      return errors_.fail(
+          value, path,
+          absl::StrCat("expected a string, got ", describe(value)));
+    }
+    out = value.asString();
+    return absl::OkStatus();
+  }
+
+  absl::Status readNonNegative(const json::Value &value,
+                               const std::string &path, int64_t &out) {
+    if (!value.isInteger() || value.asInt() < 0) {
+      return errors_.fail(value, path,
+                          absl::StrCat("expected a non-negative integer, got ",
+                                       describe(value)));
+    }
+    out = value.asInt();
+    return absl::OkStatus();
+  }
+
+  absl::Status readArray(const json::Value &value, const std::string &path) {
+    if (!value.isArray()) {
+      return errors_.fail(
+          value, path,
+          absl::StrCat("expected an array, got ", describe(value)));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status readStrings(const json::Value &value, const std::string &path,
+                           std::vector<std::string> &out) {
+    SYNTH_RETURN_IF_ERROR(readArray(value, path));
+    for (size_t i = 0; i < value.items().size(); ++i) {
+      out.emplace_back();
+      SYNTH_RETURN_IF_ERROR(
+          readString(value.items()[i], indexPath(path, i), out.back()));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status readShape(const json::Value &value, const std::string &path,
+                         std::vector<int64_t> &out) {
+    SYNTH_RETURN_IF_ERROR(readArray(value, path));
+    for (size_t i = 0; i < value.items().size(); ++i) {
+      const json::Value &dim = value.items()[i];
+      if (!dim.isInteger() || dim.asInt() <= 0) {
+        return errors_.fail(
+            dim, indexPath(path, i),
+            absl::StrCat("expected a positive dimension, got ", describe(dim)));
+      }
+      out.push_back(dim.asInt());
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status readDType(const json::Value &value, const std::string &path,
+                         DType &out) {
+    std::string name;
+    SYNTH_RETURN_IF_ERROR(readString(value, path, name));
+    std::optional<DType> dtype = parseDType(name);
+    if (!dtype ||
+        (*dtype != DType::F32 && *dtype != DType::I32 && *dtype != DType::U8)) {
+      return errors_.fail(value, path,
+                          absl::StrCat("unsupported dtype ", json::quote(name),
+                                       " (an artifact uses F32, I32 or U8)"));
+    }
+    out = *dtype;
+    return absl::OkStatus();
+  }
+
+  absl::Status readTarget(const json::Value &value, TargetInfo &target) {
+    SYNTH_RETURN_IF_ERROR(
+        checkKeys(value, "target",
+                  {"kind", "arch", "required_features", "variants"}, {}));
+    SYNTH_RETURN_IF_ERROR(
+        readString(*value.find("kind"), "target.kind", target.kind));
+    SYNTH_RETURN_IF_ERROR(
+        readString(*value.find("arch"), "target.arch", target.arch));
+    SYNTH_RETURN_IF_ERROR(readStrings(*value.find("required_features"),
+                                      "target.required_features",
+                                      target.requiredFeatures));
+    return readStrings(*value.find("variants"), "target.variants",
+                       target.variants);
+  }
+
+  absl::Status readFiles(const json::Value &value,
+                         std::vector<FileInfo> &files) {
+    if (!value.isObject()) {
+      return errors_.fail(
+          value, "files",
+          absl::StrCat("expected an object of files, got ", describe(value)));
+    }
+    for (const auto &[name, info] : value.members()) {
+      std::string path = childPath("files", name);
+      SYNTH_RETURN_IF_ERROR(checkKeys(info, path, {"sha256", "bytes"}, {}));
+      FileInfo file;
+      file.name = name;
+      SYNTH_RETURN_IF_ERROR(readString(*info.find("sha256"),
+                                       childPath(path, "sha256"), file.sha256));
+      SYNTH_RETURN_IF_ERROR(readNonNegative(
+          *info.find("bytes"), childPath(path, "bytes"), file.bytes));
+      files.push_back(std::move(file));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status readParameters(const json::Value &value,
+                              std::vector<ParameterInfo> &parameters) {
+    SYNTH_RETURN_IF_ERROR(readArray(value, "parameters"));
+    for (size_t i = 0; i < value.items().size(); ++i) {
+      const json::Value &info = value.items()[i];
+      std::string path = indexPath("parameters", i);
+      SYNTH_RETURN_IF_ERROR(
+          checkKeys(info, path, {"name", "shape", "dtype", "trainable"}, {}));
+      ParameterInfo param;
+      SYNTH_RETURN_IF_ERROR(
+          readString(*info.find("name"), childPath(path, "name"), param.name));
+      SYNTH_RETURN_IF_ERROR(readShape(*info.find("shape"),
+                                      childPath(path, "shape"), param.shape));
+      SYNTH_RETURN_IF_ERROR(readDType(*info.find("dtype"),
+                                      childPath(path, "dtype"), param.dtype));
+      const json::Value &trainable = *info.find("trainable");
+      if (!trainable.isBool()) {
+        return errors_.fail(
+            trainable, childPath(path, "trainable"),
+            absl::StrCat("expected true or false, got ", describe(trainable)));
+      }
+      param.trainable = trainable.asBool();
+      parameters.push_back(std::move(param));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status readBindings(const json::Value &value, const std::string &path,
+                            std::vector<Binding> &bindings) {
+    SYNTH_RETURN_IF_ERROR(readArray(value, path));
+    for (size_t i = 0; i < value.items().size(); ++i) {
+      const json::Value &info = value.items()[i];
+      std::string itemPath = indexPath(path, i);
+      SYNTH_RETURN_IF_ERROR(checkKeys(info, itemPath, {"name", "buffer"}, {}));
+      Binding binding;
+      SYNTH_RETURN_IF_ERROR(readString(
+          *info.find("name"), childPath(itemPath, "name"), binding.name));
+      SYNTH_RETURN_IF_ERROR(readNonNegative(
+          *info.find("buffer"), childPath(itemPath, "buffer"), binding.buffer));
+      bindings.push_back(std::move(binding));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status readBuffer(const json::Value &info, const std::string &path,
+                          BufferInfo &buffer) {
+    // Which of offset/name are allowed depends on the storage kind.
+    SYNTH_RETURN_IF_ERROR(checkKeys(info, path, {"shape", "dtype", "storage"},
+                                    {"offset", "name"}));
+    SYNTH_RETURN_IF_ERROR(
+        readShape(*info.find("shape"), childPath(path, "shape"), buffer.shape));
+    SYNTH_RETURN_IF_ERROR(
+        readDType(*info.find("dtype"), childPath(path, "dtype"), buffer.dtype));
+    const json::Value &storageValue = *info.find("storage");
+    std::string storage;
+    SYNTH_RETURN_IF_ERROR(
+        readString(storageValue, childPath(path, "storage"), storage));
+    if (storage == "input") {
+      buffer.storage = Storage::Input;
+    } else if (storage == "param") {
+      buffer.storage = Storage::Param;
+    } else if (storage == "output") {
+      buffer.storage = Storage::Output;
+    } else if (storage == "arena") {
+      buffer.storage = Storage::Arena;
+    } else {
+      return errors_.fail(storageValue, childPath(path, "storage"),
+                          absl::StrCat("unknown storage ", json::quote(storage),
+                                       " (expected input, param, output or "
+                                       "arena)"));
+    }
+    const json::Value *offset = info.find("offset");
+    const json::Value *name = info.find("name");
+    if (buffer.storage == Storage::Arena) {
+      if (!offset) {
+        return errors_.fail(info, path,
+                            "missing key \"offset\" (an arena buffer needs "
+                            "its byte offset)");
+      }
+      SYNTH_RETURN_IF_ERROR(
+          readNonNegative(*offset, childPath(path, "offset"), buffer.offset));
+    } else if (offset) {
+      return errors_.fail(*offset, childPath(path, "offset"),
+                          absl::StrCat("only arena buffers have an offset; "
+                                       "this one is ",
+                                       storage));
+    }
+    if (buffer.storage == Storage::Param) {
+      if (!name) {
+        return errors_.fail(info, path,
+                            "missing key \"name\" (a param buffer names its "
+                            "parameter)");
+      }
+      SYNTH_RETURN_IF_ERROR(
+          readString(*name, childPath(path, "name"), buffer.param));
+    } else if (name) {
+      return errors_.fail(
+          *name, childPath(path, "name"),
+          absl::StrCat("only param buffers have a name (inputs and outputs "
+                       "are named in the entry's inputs and outputs); this "
+                       "one is ",
+                       storage));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status readCall(const json::Value &info, const std::string &path,
+                        CallInfo &call) {
+    SYNTH_RETURN_IF_ERROR(
+        checkKeys(info, path, {"kernel", "buffers", "flops", "bytes"}, {}));
+    SYNTH_RETURN_IF_ERROR(readString(*info.find("kernel"),
+                                     childPath(path, "kernel"), call.kernel));
+    const json::Value &buffers = *info.find("buffers");
+    std::string buffersPath = childPath(path, "buffers");
+    SYNTH_RETURN_IF_ERROR(readArray(buffers, buffersPath));
+    for (size_t i = 0; i < buffers.items().size(); ++i) {
+      call.buffers.emplace_back();
+      SYNTH_RETURN_IF_ERROR(readNonNegative(
+          buffers.items()[i], indexPath(buffersPath, i), call.buffers.back()));
+    }
+    SYNTH_RETURN_IF_ERROR(readNonNegative(
+        *info.find("flops"), childPath(path, "flops"), call.flops));
+    return readNonNegative(*info.find("bytes"), childPath(path, "bytes"),
+                           call.bytes);
+  }
+
+  absl::Status readEntries(const json::Value &value,
+                           std::vector<EntryInfo> &entries) {
+    if (!value.isObject()) {
+      return errors_.fail(value, "entries",
+                          absl::StrCat("expected an object of entry points, "
+                                       "got ",
+                                       describe(value)));
+    }
+    for (const auto &[name, info] : value.members()) {
+      std::string path = childPath("entries", name);
+      SYNTH_RETURN_IF_ERROR(checkKeys(
+          info, path, {"inputs", "outputs", "buffers", "arena_bytes", "calls"},
+          {}));
+      EntryInfo entry;
+      entry.name = name;
+      SYNTH_RETURN_IF_ERROR(readBindings(
+          *info.find("inputs"), childPath(path, "inputs"), entry.inputs));
+      SYNTH_RETURN_IF_ERROR(readBindings(
+          *info.find("outputs"), childPath(path, "outputs"), entry.outputs));
+      const json::Value &buffers = *info.find("buffers");
+      std::string buffersPath = childPath(path, "buffers");
+      SYNTH_RETURN_IF_ERROR(readArray(buffers, buffersPath));
+      for (size_t i = 0; i < buffers.items().size(); ++i) {
+        entry.buffers.emplace_back();
+        SYNTH_RETURN_IF_ERROR(readBuffer(buffers.items()[i],
+                                         indexPath(buffersPath, i),
+                                         entry.buffers.back()));
+      }
+      SYNTH_RETURN_IF_ERROR(readNonNegative(*info.find("arena_bytes"),
+                                            childPath(path, "arena_bytes"),
+                                            entry.arenaBytes));
+      const json::Value &calls = *info.find("calls");
+      std::string callsPath = childPath(path, "calls");
+      SYNTH_RETURN_IF_ERROR(readArray(calls, callsPath));
+      for (size_t i = 0; i < calls.items().size(); ++i) {
+        entry.calls.emplace_back();
+        SYNTH_RETURN_IF_ERROR(readCall(
+            calls.items()[i], indexPath(callsPath, i), entry.calls.back()));
+      }
+      entries.push_back(std::move(entry));
+    }
+    return absl::OkStatus();
+  }
+
+  const ErrorReporter &errors_;
+};
+
+//===----------------------------------------------------------------------===//
+// Second pass: what the values mean together
+//===----------------------------------------------------------------------===//
+
+/// Elements above this are rejected, so byte sizes cannot overflow int64.
+constexpr int64_t kMaxElements = int64_t(1) << 40;
+
+bool isLowerHex(const std::string &text) {
+  for (char c : text) {
+    if (!std::isdigit(static_cast<unsigned char>(c)) && (c < 'a' || c > 'f')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+class Validator {
+public:
+  Validator(const Manifest &manifest, const ErrorReporter &errors)
+      : m_(manifest), errors_(errors) {}
+
+  absl::Status run() {
+    if (m_.format != kArtifactFormat) {
+      return errors_.fail("format",
+                          absl::StrCat("expected \"", kArtifactFormat,
+                                       "\", got ", json::quote(m_.format)));
+    }
+    if (m_.version != kArtifactVersion) {
+      return errors_.fail("version",
+                          absl::StrCat("unsupported artifact version ",
+                                       m_.version, " (this runtime reads ",
+                                       kArtifactVersion, ")"));
+    }
+    if (!m_.model.isObject()) {
+      return errors_.fail("model", "expected the model description (an "
+                                   "object)");
+    }
+    SYNTH_RETURN_IF_ERROR(checkTarget());
+    SYNTH_RETURN_IF_ERROR(checkFiles());
+    SYNTH_RETURN_IF_ERROR(checkParameters());
+    if (m_.entries.empty()) {
+      return errors_.fail("entries", "an artifact needs at least one entry "
+                                     "point");
+    }
+    std::set<std::string> names;
+    for (const EntryInfo &entry : m_.entries) {
+      std::string path = childPath("entries", entry.name);
+      if (!isIdentifier(entry.name)) {
+        return errors_.fail(path, absl::StrCat("entry point name ",
+                                               json::quote(entry.name),
+                                               " is not an identifier"));
+      }
+      if (!names.insert(entry.name).second) {
+        return errors_.fail(path, absl::StrCat("duplicate entry point ",
+                                               json::quote(entry.name)));
+      }
+      SYNTH_RETURN_IF_ERROR(checkEntry(entry, path));
+    }
+    return absl::OkStatus();
+  }
+
+private:
+  absl::Status checkShape(const std::vector<int64_t> &shape,
+                          const std::string &path) {
+    int64_t elements = 1;
+    for (size_t i = 0; i < shape.size(); ++i) {
+      if (shape[i] <= 0) {
+        return errors_.fail(
+            indexPath(path, i),
+            absl::StrCat("expected a positive dimension, got ", shape[i]));
+      }
+      if (shape[i] > kMaxElements / elements) {
+        return errors_.fail(path, absl::StrCat("shape ", formatShape(shape),
+                                               " has more than 2^40 "
+                                               "elements"));
+      }
+      elements *= shape[i];
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status checkTarget() {
+    const TargetInfo &t = m_.target;
+    if (t.kind != "cpu" && t.kind != "cuda") {
+      return errors_.fail("target.kind",
+                          absl::StrCat("unknown target kind ",
+                                       json::quote(t.kind),
+                                       " (expected cpu or cuda)"));
+    }
+    if (t.arch.empty()) {
+      return errors_.fail("target.arch", "empty architecture");
+    }
+    std::set<std::string> seen;
+    for (size_t i = 0; i < t.requiredFeatures.size(); ++i) {
+      const std::string &feature = t.requiredFeatures[i];
+      std::string path = indexPath("target.required_features", i);
+      if (feature.empty()) {
+        return errors_.fail(path, "empty feature name");
+      }
+      if (!seen.insert(feature).second) {
+        return errors_.fail(
+            path, absl::StrCat("duplicate feature ", json::quote(feature)));
+      }
+    }
+    if (t.kind == "cpu" && t.variants.empty()) {
+      return errors_.fail("target.variants",
+                          "a cpu artifact lists at least one Halide target");
+    }
+    for (size_t i = 0; i < t.variants.size(); ++i) {
+      if (t.variants[i].empty()) {
+        return errors_.fail(indexPath("target.variants", i),
+                            "empty Halide target");
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status checkFiles() {
+    std::set<std::string> seen;
+    for (const FileInfo &file : m_.files) {
+      std::string path = childPath("files", file.name);
+      // Names are plain file names: a manifest must not reach outside its
+      // artifact directory (no "/", no "..").
+      if (file.name.empty() || file.name == "." || file.name == ".." ||
+          file.name.find('/') != std::string::npos ||
+          file.name.find('\0') != std::string::npos) {
+        return errors_.fail(path, absl::StrCat(json::quote(file.name),
+                                               " is not a plain file name "
+                                               "inside the artifact"));
+      }
+      if (file.name == "manifest.json") {
+        return errors_.fail(path, "the manifest cannot list itself");
+      }
+      if (!seen.insert(file.name).second) {
+        return errors_.fail(
+            path, absl::StrCat("duplicate file ", json::quote(file.name)));
+      }
+      if (file.sha256.size() != 64 || !isLowerHex(file.sha256)) {
+        return errors_.fail(childPath(path, "sha256"),
+                            absl::StrCat("expected 64 lowercase hex digits, "
+                                         "got ",
+                                         json::quote(file.sha256)));
+      }
+      if (file.bytes < 0) {
+        return errors_.fail(childPath(path, "bytes"),
+                            absl::StrCat("negative size ", file.bytes));
+      }
+    }
+    if (m_.target.kind == "cpu" && !seen.count("kernels.so")) {
+      return errors_.fail("files", "missing \"kernels.so\" (the kernels of a "
+                                   "cpu artifact)");
+    }
+    if (!m_.parameters.empty() && !seen.count("weights.safetensors")) {
+      return errors_.fail("files",
+                          absl::StrCat("missing \"weights.safetensors\" (the "
+                                       "model has ",
+                                       m_.parameters.size(), " parameters)"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status checkParameters() {
+    std::set<std::string> seen;
+    for (size_t i = 0; i < m_.parameters.size(); ++i) {
+      const ParameterInfo &param = m_.parameters[i];
+      std::string path = indexPath("parameters", i);
+      if (param.name.empty()) {
+        return errors_.fail(childPath(path, "name"), "empty parameter name");
+      }
+      if (!seen.insert(param.name).second) {
+        return errors_.fail(
+            childPath(path, "name"),
+            absl::StrCat("duplicate parameter ", json::quote(param.name)));
+      }
+      SYNTH_RETURN_IF_ERROR(checkShape(param.shape, childPath(path, "shape")));
+      if (param.dtype != DType::F32) {
+        return errors_.fail(
+            childPath(path, "dtype"),
+            absl::StrCat("parameters are F32, got ", dtypeName(param.dtype)));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  /// inputs or outputs: unique names, indices in range, the right storage,
+  /// and every buffer of that storage bound exactly once.
+  absl::Status checkBindings(const EntryInfo &entry, const std::string &path,
+                             const std::vector<Binding> &bindings,
+                             Storage storage, const char *listName) {
+    std::string listPath = childPath(path, listName);
+    std::set<std::string> names;
+    std::map<int64_t, size_t> boundBy;
+    for (size_t i = 0; i < bindings.size(); ++i) {
+      const Binding &binding = bindings[i];
+      std::string itemPath = indexPath(listPath, i);
+      if (binding.name.empty()) {
+        return errors_.fail(childPath(itemPath, "name"), "empty name");
+      }
+      if (!names.insert(binding.name).second) {
+        return errors_.fail(
+            childPath(itemPath, "name"),
+            absl::StrCat("duplicate name ", json::quote(binding.name)));
+      }
+      std::string bufferPath = childPath(itemPath, "buffer");
+      SYNTH_RETURN_IF_ERROR(checkIndex(entry, binding.buffer, bufferPath));
+      const BufferInfo &buffer = entry.buffers[binding.buffer];
+      if (buffer.storage != storage) {
+        return errors_.fail(
+            bufferPath, absl::StrCat("buffer ", binding.buffer, " has storage ",
+                                     storageName(buffer.storage), ", not ",
+                                     storageName(storage)));
+      }
+      auto [it, inserted] = boundBy.emplace(binding.buffer, i);
+      if (!inserted) {
+        return errors_.fail(bufferPath,
+                            absl::StrCat("buffer ", binding.buffer,
+                                         " is already bound by ", listName, "[",
+                                         it->second, "]"));
+      }
+    }
+    for (size_t i = 0; i < entry.buffers.size(); ++i) {
+      if (entry.buffers[i].storage == storage && !boundBy.count(i)) {
+        return errors_.fail(
+            childPath(indexPath(childPath(path, "buffers"), i), "storage"),
+            absl::StrCat("an ", storageName(storage),
+                         " buffer must be named "
+                         "in ",
+                         listName, ", and buffer ", i, " is not"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status checkIndex(const EntryInfo &entry, int64_t index,
+                          const std::string &path) {
+    if (index < 0 || index >= static_cast<int64_t>(entry.buffers.size())) {
+      return errors_.fail(
+          path, absl::StrCat("buffer index ", index, " out of range (plan has ",
+                             entry.buffers.size(), " buffers)"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status checkEntry(const EntryInfo &entry, const std::string &path) {
+    if (entry.arenaBytes < 0) {
+      return errors_.fail(childPath(path, "arena_bytes"),
+                          absl::StrCat("negative size ", entry.arenaBytes));
+    }
+    std::string buffersPath = childPath(path, "buffers");
+    for (size_t i = 0; i < entry.buffers.size(); ++i) {
+      const BufferInfo &buffer = entry.buffers[i];
+      std::string bufferPath = indexPath(buffersPath, i);
+      SYNTH_RETURN_IF_ERROR(
+          checkShape(buffer.shape, childPath(bufferPath, "shape")));
+      if (buffer.dtype != DType::F32 && buffer.dtype != DType::I32 &&
+          buffer.dtype != DType::U8) {
+        return errors_.fail(childPath(bufferPath, "dtype"),
+                            absl::StrCat("unsupported dtype ",
+                                         dtypeName(buffer.dtype),
+                                         " (an artifact uses F32, I32 or U8)"));
+      }
+      if (buffer.storage == Storage::Arena) {
+        std::string offsetPath = childPath(bufferPath, "offset");
+        if (buffer.offset < 0 || buffer.offset % kArenaAlignment != 0) {
+          return errors_.fail(offsetPath,
+                              absl::StrCat("arena offset ", buffer.offset,
+                                           " is not a multiple of ",
+                                           kArenaAlignment));
+        }
+        if (buffer.offset > entry.arenaBytes ||
+            buffer.byteSize() > entry.arenaBytes - buffer.offset) {
+          return errors_.fail(offsetPath,
+                              absl::StrCat("bytes [", buffer.offset, ", ",
+                                           buffer.offset + buffer.byteSize(),
+                                           ") of ", dtypeName(buffer.dtype),
+                                           " ", formatShape(buffer.shape),
+                                           " lie outside the arena of ",
+                                           entry.arenaBytes, " bytes"));
+        }
+      } else if (buffer.offset != 0) {
+        return errors_.fail(bufferPath, "only arena buffers have an offset");
+      }
+      if (buffer.storage == Storage::Param) {
+        std::string namePath = childPath(bufferPath, "name");
+        const ParameterInfo *param = m_.findParameter(buffer.param);
+        if (!param) {
+          return errors_.fail(namePath, absl::StrCat("unknown parameter ",
+                                                     json::quote(buffer.param),
+                                                     " (not in parameters)"));
+        }
+        if (param->shape != buffer.shape || param->dtype != buffer.dtype) {
+          return errors_.fail(
+              bufferPath,
+              absl::StrCat("buffer is ", dtypeName(buffer.dtype), " ",
+                           formatShape(buffer.shape), " but parameter ",
+                           json::quote(param->name), " is ",
+                           dtypeName(param->dtype), " ",
+                           formatShape(param->shape)));
+        }
+      } else if (!buffer.param.empty()) {
+        return errors_.fail(bufferPath, "only param buffers have a name");
+      }
+    }
+    SYNTH_RETURN_IF_ERROR(
+        checkBindings(entry, path, entry.inputs, Storage::Input, "inputs"));
+    SYNTH_RETURN_IF_ERROR(
+        checkBindings(entry, path, entry.outputs, Storage::Output, "outputs"));
+
+    std::vector<bool> passed(entry.buffers.size(), false);
+    std::string callsPath = childPath(path, "calls");
+    for (size_t c = 0; c < entry.calls.size(); ++c) {
+      const CallInfo &call = entry.calls[c];
+      std::string callPath = indexPath(callsPath, c);
+      if (!isIdentifier(call.kernel)) {
+        return errors_.fail(childPath(callPath, "kernel"),
+                            absl::StrCat("kernel name ",
+                                         json::quote(call.kernel),
+                                         " is not a C identifier"));
+      }
+      std::string argsPath = childPath(callPath, "buffers");
+      if (call.buffers.empty()) {
+        return errors_.fail(argsPath, "a kernel takes at least one buffer");
+      }
+      if (call.buffers.size() > static_cast<size_t>(kMaxKernelArguments)) {
+        return errors_.fail(argsPath,
+                            absl::StrCat(call.buffers.size(),
+                                         " arguments; this runtime passes at "
+                                         "most ",
+                                         kMaxKernelArguments));
+      }
+      for (size_t a = 0; a < call.buffers.size(); ++a) {
+        SYNTH_RETURN_IF_ERROR(
+            checkIndex(entry, call.buffers[a], indexPath(argsPath, a)));
+        passed[call.buffers[a]] = true;
+      }
+      if (call.flops < 0 || call.bytes < 0) {
+        return errors_.fail(callPath, "flops and bytes must be non-negative");
+      }
+    }
+    // An output no kernel touches would come back as whatever the caller's
+    // memory held: reject the plan instead.
+    for (size_t o = 0; o < entry.outputs.size(); ++o) {
+      if (!passed[entry.outputs[o].buffer]) {
+        return errors_.fail(indexPath(childPath(path, "outputs"), o),
+                            absl::StrCat("output ",
+                                         json::quote(entry.outputs[o].name),
+                                         " (buffer ", entry.outputs[o].buffer,
+                                         ") is never passed to a kernel"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  const Manifest &m_;
+  const ErrorReporter &errors_;
+};
+
+//===----------------------------------------------------------------------===//
+// Writer
+//===----------------------------------------------------------------------===//
+
+json::Value shapeValue(const std::vector<int64_t> &shape) {
+  json::Value out = json::Value::array();
+  for (int64_t d : shape) {
+    out.push(json::Value::integer(d));
+  }
+  return out;
+}
+
+json::Value bindingsValue(const std::vector<Binding> &bindings) {
+  json::Value out = json::Value::array();
+  for (const Binding &binding : bindings) {
+    json::Value item = json::Value::object();
+    item.set("name", json::Value::string(binding.name));
+    item.set("buffer", json::Value::integer(binding.buffer));
+    out.push(std::move(item));
+  }
+  return out;
+}
+
+bool isScalar(const json::Value &value) {
+  return !value.isArray() && !value.isObject();
+}
+
+/// True for values nested at most three deep (an array of objects of
+/// arrays): these print on one line when short enough, as in
+/// {"shape": [2, 16], "dtype": "I32", "storage": "input"}.
+bool isFlat(const json::Value &value, int depth = 0) {
+  if (isScalar(value)) {
+    return true;
+  }
+  if (depth > 2) {
+    return false;
+  }
+  if (value.isArray()) {
+    for (const json::Value &item : value.items()) {
+      if (!isFlat(item, depth + 1)) {
+        return false;
+      }
+    }
+    return true;
+  }
+  for (const auto &[key, member] : value.members()) {
+    if (!isFlat(member, depth + 1)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void writeInline(const json::Value &value, std::string &out) {
+  if (value.isArray()) {
+    out += '[';
+    for (size_t i = 0; i < value.items().size(); ++i) {
+      out += i ? ", " : "";
+      writeInline(value.items()[i], out);
+    }
+    out += ']';
+  } else if (value.isObject()) {
+    out += '{';
+    bool first = true;
+    for (const auto &[key, member] : value.members()) {
+      out += first ? "" : ", ";
+      first = false;
+      out += json::quote(key);
+      out += ": ";
+      writeInline(member, out);
+    }
+    out += '}';
+  } else {
+    out += json::serialize(value);
+  }
+}
+
+/// Indented JSON, with flat values kept on one line when they fit.
+void writePretty(const json::Value &value, int indent, std::string &out) {
+  std::string flat;
+  if (isFlat(value)) {
+    writeInline(value, flat);
+    if (flat.size() + indent * 2 <= 110) {
+      out += flat;
+      return;
+    }
+  }
+  auto newline = [&](int level) {
+    out += '\n';
+    out.append(static_cast<size_t>(level) * 2, ' ');
+  };
+  if (value.isArray()) {
+    if (value.items().empty()) {
+      out += "[]";
+      return;
+    }
+    out += '[';
+    for (size_t i = 0; i < value.items().size(); ++i) {
+      out += i ? "," : "";
+      newline(indent + 1);
+      writePretty(value.items()[i], indent + 1, out);
+    }
+    newline(indent);
+    out += ']';
+  } else if (value.isObject()) {
+    if (value.members().empty()) {
+      out += "{}";
+      return;
+    }
+    out += '{';
+    bool first = true;
+    for (const auto &[key, member] : value.members()) {
+      out += first ? "" : ",";
+      first = false;
+      newline(indent + 1);
+      out += json::quote(key);
+      out += ": ";
+      writePretty(member, indent + 1, out);
+    }
+    newline(indent);
+    out += '}';
+  } else {
+    out += flat;
+  }
+}
+
+} // namespace
+
+absl::StatusOr<Manifest> parseManifest(const std::string &text,
+                                       const std::string &source) {
+  absl::StatusOr<json::Value> root = json::parse(text, source);
+  if (!root.ok()) {
+    return root.status();
+  }
+  PositionTable positions;
+  recordPositions(*root, "", positions);
+  ErrorReporter errors(source, &positions);
+  Manifest manifest;
+  SYNTH_RETURN_IF_ERROR(Reader(errors).read(*root, manifest));
+  SYNTH_RETURN_IF_ERROR(Validator(manifest, errors).run());
+  return manifest;
+}
+
+absl::StatusOr<Manifest> readManifest(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
+  }
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  if (in.bad()) {
+    return absl::DataLossError(absl::StrCat(path, ": read error"));
+  }
+  return parseManifest(contents.str(), path);
+}
+
+absl::Status validateManifest(const Manifest &manifest,
+                              const std::string &source) {
+  ErrorReporter errors(source, nullptr);
+  return Validator(manifest, errors).run();
+}
+
+std::string serializeManifest(const Manifest &manifest) {
+  json::Value root = json::Value::object();
+  root.set("format", json::Value::string(manifest.format));
+  root.set("version", json::Value::integer(manifest.version));
+  root.set("model", manifest.model);
+
+  json::Value target = json::Value::object();
+  target.set("kind", json::Value::string(manifest.target.kind));
+  target.set("arch", json::Value::string(manifest.target.arch));
+  json::Value features = json::Value::array();
+  for (const std::string &feature : manifest.target.requiredFeatures) {
+    features.push(json::Value::string(feature));
+  }
+  target.set("required_features", std::move(features));
+  json::Value variants = json::Value::array();
+  for (const std::string &variant : manifest.target.variants) {
+    variants.push(json::Value::string(variant));
+  }
+  target.set("variants", std::move(variants));
+  root.set("target", std::move(target));
+
+  json::Value files = json::Value::object();
+  for (const FileInfo &file : manifest.files) {
+    json::Value info = json::Value::object();
+    info.set("sha256", json::Value::string(file.sha256));
+    info.set("bytes", json::Value::integer(file.bytes));
+    files.set(file.name, std::move(info));
+  }
+  root.set("files", std::move(files));
+
+  json::Value parameters = json::Value::array();
+  for (const ParameterInfo &param : manifest.parameters) {
+    json::Value info = json::Value::object();
+    info.set("name", json::Value::string(param.name));
+    info.set("shape", shapeValue(param.shape));
+    info.set("dtype", json::Value::string(dtypeName(param.dtype)));
+    info.set("trainable", json::Value::boolean(param.trainable));
+    parameters.push(std::move(info));
+  }
+  root.set("parameters", std::move(parameters));
+
+  json::Value entries = json::Value::object();
+  for (const EntryInfo &entry : manifest.entries) {
+    json::Value info = json::Value::object();
+    info.set("inputs", bindingsValue(entry.inputs));
+    info.set("outputs", bindingsValue(entry.outputs));
+    json::Value buffers = json::Value::array();
+    for (const BufferInfo &buffer : entry.buffers) {
+      json::Value item = json::Value::object();
+      item.set("shape", shapeValue(buffer.shape));
+      item.set("dtype", json::Value::string(dtypeName(buffer.dtype)));
+      item.set("storage", json::Value::string(storageName(buffer.storage)));
+      if (buffer.storage == Storage::Arena) {
+        item.set("offset", json::Value::integer(buffer.offset));
+      }
+      if (buffer.storage == Storage::Param) {
+        item.set("name", json::Value::string(buffer.param));
+      }
+      buffers.push(std::move(item));
+    }
+    info.set("buffers", std::move(buffers));
+    info.set("arena_bytes", json::Value::integer(entry.arenaBytes));
+    json::Value calls = json::Value::array();
+    for (const CallInfo &call : entry.calls) {
+      json::Value item = json::Value::object();
+      item.set("kernel", json::Value::string(call.kernel));
+      item.set("buffers", shapeValue(call.buffers));
+      item.set("flops", json::Value::integer(call.flops));
+      item.set("bytes", json::Value::integer(call.bytes));
+      calls.push(std::move(item));
+    }
+    info.set("calls", std::move(calls));
+    entries.set(entry.name, std::move(info));
+  }
+  root.set("entries", std::move(entries));
+
+  std::string out;
+  writePretty(root, 0, out);
+  out += '\n';
+  return out;
+}
+
+} // namespace synth::rt

@@ -1,0 +1,126 @@
+//===- Manifest.h - the artifact manifest (docs/artifact-format.md) -------===//
+//
+// manifest.json as plain structs, its reader (which validates everything a
+// hostile or edited manifest can get wrong, naming file, line:column and JSON
+// path) and its writer (which the compiler uses to emit manifests).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef SYNTHC_RUNTIME_MANIFEST_H
+#define SYNTHC_RUNTIME_MANIFEST_H
+
+#include "runtime/Json.h"
+#include "runtime/Tensor.h"
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace synth::rt {
+
+/// The value of "format" and the only "version" this runtime reads.
+inline constexpr const char *kArtifactFormat = "synthc-artifact";
+inline constexpr int64_t kArtifactVersion = 1;
+/// The most arguments a kernel call may have (the executor's dispatch table).
+inline constexpr int kMaxKernelArguments = 32;
+/// Alignment of the arena and of arena offsets, in bytes.
+inline constexpr int64_t kArenaAlignment = 64;
+
+struct TargetInfo {
+  std::string kind = "cpu"; ///< "cpu" or "cuda"
+  std::string arch = "x86-64";
+  std::vector<std::string> requiredFeatures;
+  std::vector<std::string> variants;
+};
+
+struct FileInfo {
+  std::string name; ///< a plain file name inside the artifact directory
+  std::string sha256;
+  int64_t bytes = 0;
+};
+
+struct ParameterInfo {
+  std::string name;
+  std::vector<int64_t> shape;
+  DType dtype = DType::F32;
+  bool trainable = true;
+};
+
+enum class Storage { Input, Param, Output, Arena };
+/// "input", "param", "output", "arena".
+const char *storageName(Storage storage);
+
+struct BufferInfo {
+  std::vector<int64_t> shape;
+  DType dtype = DType::F32;
+  Storage storage = Storage::Arena;
+  int64_t offset = 0; ///< arena buffers only: byte offset in the arena
+  std::string param;  ///< param buffers only: the parameter's name
+  int64_t numel() const;
+  int64_t byteSize() const { return numel() * int64_t(dtypeSize(dtype)); }
+};
+
+/// An entry input or output: a name bound to a buffer index.
+struct Binding {
+  std::string name;
+  int64_t buffer = 0;
+};
+
+struct CallInfo {
+  std::string kernel;
+  std::vector<int64_t> buffers; ///< kernel arguments: inputs, then outputs
+  int64_t flops = 0;
+  int64_t bytes = 0;
+};
+
+/// One execution plan (entries.<name>).
+struct EntryInfo {
+  std::string name;
+  std::vector<Binding> inputs;
+  std::vector<Binding> outputs;
+  std::vector<BufferInfo> buffers;
+  int64_t arenaBytes = 0;
+  std::vector<CallInfo> calls;
+
+  const Binding *findInput(const std::string &name) const;
+  const Binding *findOutput(const std::string &name) const;
+};
+
+struct Manifest {
+  std::string format = kArtifactFormat;
+  int64_t version = kArtifactVersion;
+  /// The model description, verbatim.
+  json::Value model = json::Value::object();
+  TargetInfo target;
+  std::vector<FileInfo> files;
+  std::vector<ParameterInfo> parameters;
+  std::vector<EntryInfo> entries;
+
+  const FileInfo *findFile(const std::string &name) const;
+  const ParameterInfo *findParameter(const std::string &name) const;
+  const EntryInfo *findEntry(const std::string &name) const;
+};
+
+/// Parses and validates manifest text; `source` names the file in errors,
+/// which read "<source>:<line>:<column>: <json path>: <what is wrong>".
+absl::StatusOr<Manifest> parseManifest(const std::string &text,
+                                       const std::string &source);
+/// Reads, parses and validates the manifest at `path`.
+absl::StatusOr<Manifest> readManifest(const std::string &path);
+
+/// The cross-field checks of parseManifest (buffer indices, references,
+/// arena bounds and alignment, ...) on a manifest built in code; errors read
+/// "<source>: <json path>: <what is wrong>". The compiler calls this before
+/// writing a manifest.
+absl::Status validateManifest(const Manifest &manifest,
+                              const std::string &source = "<manifest>");
+
+/// The manifest as JSON (indented, keys in the order of the format document).
+std::string serializeManifest(const Manifest &manifest);
+
+} // namespace synth::rt
+
+#endif // SYNTHC_RUNTIME_MANIFEST_H

@@ -1,0 +1,174 @@
+//===- synth-e2e-check.cpp - compiled artifact vs the reference -----------===//
+//
+//   synth-e2e-check ARTIFACT REF.safetensors [--rtol R] [--threads T]
+//                   [--write-outputs OUT.safetensors]
+//
+// REF is what test/reference's synth-reference writes: parameters under their
+// own names, inputs as input.<name>, and the reference's float64 results
+// ref.logits and ref.loss. The artifact runs `forward` and `loss` on exactly
+// those weights and inputs (outputs poisoned with NaN first), and each result
+// must match the reference within the relative error R (default 1e-5):
+// max |compiled - ref| / max |ref|. NaN never passes. With --write-outputs the
+// file is rewritten with the compiled results in place of ref.*, so the
+// PyTorch cross-check can judge the compiled numbers too.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/Artifact.h"
+#include "runtime/Executor.h"
+#include "runtime/Safetensors.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <set>
+#include <string>
+
+namespace {
+
+int usage(const char *message) {
+  std::fprintf(stderr,
+               "synth-e2e-check: %s\nusage: synth-e2e-check ARTIFACT "
+               "REF.safetensors [--rtol R] [--threads T] [--write-outputs "
+               "OUT.safetensors]\n",
+               message);
+  return 2;
+}
+
+/// Relative error of a float32 result against a float64 reference; NaN or
+/// Inf anywhere gives +inf.
+double relativeError(const synth::Tensor &got, const synth::Tensor &want) {
+  if (got.numel() != want.numel()) {
+    return INFINITY;
+  }
+  const float *g = got.data<float>();
+  const double *w = want.data<double>();
+  double maxDiff = 0, maxRef = 0;
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    if (!std::isfinite(g[i]) || !std::isfinite(w[i])) {
+      return INFINITY;
+    }
+    maxDiff = std::max(maxDiff, std::fabs(double(g[i]) - w[i]));
+    maxRef = std::max(maxRef, std::fabs(w[i]));
+  }
+  return maxDiff / std::max(maxRef, 1e-30);
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    return usage("needs an artifact and a reference file");
+  }
+  std::string artifactPath = argv[1], refPath = argv[2], writePath;
+  double rtol = 1e-5;
+  int threads = 0;
+  for (int i = 3; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--rtol" && i + 1 < argc) {
+      rtol = std::atof(argv[++i]);
+    } else if (arg == "--threads" && i + 1 < argc) {
+      threads = std::atoi(argv[++i]);
+    } else if (arg == "--write-outputs" && i + 1 < argc) {
+      writePath = argv[++i];
+    } else {
+      return usage(("unknown argument " + arg).c_str());
+    }
+  }
+  auto artifact = synth::rt::Artifact::load(artifactPath);
+  if (!artifact.ok()) {
+    std::fprintf(stderr, "error: %s\n",
+                 std::string(artifact.status().message()).c_str());
+    return 1;
+  }
+  if (threads > 0) {
+    (void)(*artifact)->setNumThreads(threads);
+  }
+  auto ref = synth::safetensors::read(refPath);
+  if (!ref.ok()) {
+    std::fprintf(stderr, "error: %s\n",
+                 std::string(ref.status().message()).c_str());
+    return 1;
+  }
+  // The parameters of the model, from the reference file.
+  auto weights = std::make_shared<synth::safetensors::File>();
+  for (const auto &param : (*artifact)->manifest().parameters) {
+    const synth::Tensor *t = ref->find(param.name);
+    if (!t) {
+      std::fprintf(stderr, "error: %s has no parameter %s\n", refPath.c_str(),
+                   param.name.c_str());
+      return 1;
+    }
+    weights->add(param.name, *t);
+  }
+
+  bool ok = true;
+  synth::safetensors::File written = *ref;
+  struct Check {
+    const char *entry, *output, *refName;
+  };
+  for (Check check : {Check{"forward", "logits", "ref.logits"},
+                      Check{"loss", "loss", "ref.loss"}}) {
+    auto session = synth::rt::Session::create(**artifact, check.entry, weights);
+    if (!session.ok()) {
+      std::fprintf(stderr, "error: %s\n",
+                   std::string(session.status().message()).c_str());
+      return 1;
+    }
+    for (const auto &input : (*session)->entry().inputs) {
+      const synth::Tensor *t = ref->find("input." + input.name);
+      if (!t) {
+        std::fprintf(stderr, "error: %s has no input.%s\n", refPath.c_str(),
+                     input.name.c_str());
+        return 1;
+      }
+      if (absl::Status s = (*session)->setInput(input.name, *t); !s.ok()) {
+        std::fprintf(stderr, "error: %s\n", std::string(s.message()).c_str());
+        return 1;
+      }
+    }
+    synth::rt::RunOptions options;
+    options.poisonOutputs = true;
+    options.poisonArena = true;
+    if (absl::Status s = (*session)->run(options); !s.ok()) {
+      std::fprintf(stderr, "error: %s\n", std::string(s.message()).c_str());
+      return 1;
+    }
+    auto got = (*session)->output(check.output);
+    const synth::Tensor *want = ref->find(check.refName);
+    if (!got.ok() || !want) {
+      std::fprintf(stderr, "error: missing %s\n", check.refName);
+      return 1;
+    }
+    double err = relativeError(*got, *want);
+    bool pass = err <= rtol;
+    ok &= pass;
+    std::printf("%-8s %-7s rel err %.3g (tolerance %.0e) %s\n", check.entry,
+                check.output, err, rtol, pass ? "ok" : "FAIL");
+    if (!writePath.empty()) {
+      synth::Tensor asDouble =
+          synth::Tensor::zeros(synth::DType::F64, got->shape);
+      for (int64_t i = 0; i < got->numel(); ++i) {
+        asDouble.data<double>()[i] = got->data<float>()[i];
+      }
+      *written.find(check.refName) = asDouble;
+    }
+  }
+  if (!writePath.empty()) {
+    // Only forward results are compiled so far: drop the reference's
+    // gradients so nobody mistakes them for compiled ones.
+    synth::safetensors::File out;
+    for (auto &[name, tensor] : written.tensors) {
+      if (name.rfind("grad.", 0) != 0) {
+        out.add(name, tensor);
+      }
+    }
+    if (absl::Status s = synth::safetensors::write(writePath, out); !s.ok()) {
+      std::fprintf(stderr, "error: %s\n", std::string(s.message()).c_str());
+      return 1;
+    }
+  }
+  std::printf("%s\n", ok ? "PASS" : "FAIL");
+  return ok ? 0 : 1;
+}
