@@ -870,6 +870,43 @@ FusedAttentionOp::generateResultTileValue(OpBuilder &b, unsigned resultNumber,
 }
 
 //===----------------------------------------------------------------------===//
+// Decoding with a cache
+//===----------------------------------------------------------------------===//
+
+LogicalResult SliceRowsOp::verify() {
+  ShapeChecker c(*this);
+  if (failed(c.expectRank("input", "[heads, L, c]", 3, getInput())) ||
+      failed(
+          c.expectRank("result", "[heads, n, c]", 3, getResult().getType()))) {
+    return failure();
+  }
+  ArrayRef<int64_t> in = shapeOf(getInput());
+  ArrayRef<int64_t> out = shapeOf(getResult().getType());
+  if (failed(c.expect("result", "[heads, n, c]", {in[0], kAny, in[2]},
+                      getResult().getType())) ||
+      failed(c.expectAtMost("row count n", out[1], "rows L", in[1]))) {
+    return failure();
+  }
+  return verifySameFloatElementType(*this);
+}
+
+LogicalResult CacheUpdateOp::verify() {
+  ShapeChecker c(*this);
+  if (failed(c.expectRank("cache", "[batch, heads, L, d]", 4, getCache()))) {
+    return failure();
+  }
+  ArrayRef<int64_t> cache = shapeOf(getCache());
+  if (failed(c.expect("update", "[batch, heads, n, d]",
+                      {cache[0], cache[1], kAny, cache[3]}, getUpdate())) ||
+      failed(c.expectAtMost("row count n", shapeOf(getUpdate())[2],
+                            "cache length L", cache[2])) ||
+      failed(c.expect("result", "cache shape", cache, getResult().getType()))) {
+    return failure();
+  }
+  return verifySameFloatElementType(*this);
+}
+
+//===----------------------------------------------------------------------===//
 // Training
 //===----------------------------------------------------------------------===//
 

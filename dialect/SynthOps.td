@@ -498,6 +498,74 @@ def Synth_FusedAttentionOp : Synth_Op<"fused_attention", [
 }
 
 //===----------------------------------------------------------------------===//
+// Decoding with a cache
+//===----------------------------------------------------------------------===//
+
+def Synth_ToIndexOp : Synth_Op<"to_index", [Pure]> {
+  let summary = "a position given as a scalar i32 tensor, as an index";
+  let description = [{
+    Positions arrive at run time as scalar tensors (every entry input is a
+    buffer); ops that take a position (`add_positions`, `slice_rows`,
+    `cache_update`, the attention ops' `query_offset`) take an index. Kernel
+    formation copies this op into every kernel that needs the position.
+
+    Example:
+    ```mlir
+    %p = synth.to_index %position : tensor<i32>
+    ```
+  }];
+  let arguments = (ins 0DTensorOf<[I32]>:$input);
+  let results = (outs Index:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input)";
+}
+
+def Synth_SliceRowsOp : Synth_Op<"slice_rows", [Pure]> {
+  let summary = "rows [offset, offset + n) of a per-head matrix";
+  let description = [{
+    `input` is [heads, L, c]; the result [heads, n, c] holds rows
+    `offset .. offset + n - 1` of each head. Decoding uses it to hand the
+    query-indexed parameters of the synthesized scores (R, R1) for the current
+    position to a fused attention. An offset past L - n is a run-time error of
+    the back ends.
+
+    Example:
+    ```mlir
+    %row = synth.slice_rows %r offset %p : (tensor<4x256x256xf32>) -> tensor<4x1x256xf32>
+    ```
+  }];
+  let arguments = (ins Synth_FloatTensor:$input, Index:$offset);
+  let results = (outs Synth_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `offset` $offset attr-dict `:` functional-type($input, $result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Synth_CacheUpdateOp : Synth_Op<"cache_update", [Pure]> {
+  let summary = "writes new rows into a decoding cache at a position";
+  let description = [{
+    `cache` is [batch, heads, L, d] (keys or values of every position so far)
+    and `update` [batch, heads, n, d] the rows of positions
+    `position .. position + n - 1`; the result is the cache with those rows
+    replaced. Writing past L is a run-time error of the back ends.
+
+    Example:
+    ```mlir
+    %v2 = synth.cache_update %v_cache, %v_new at %p
+        : (tensor<1x4x256x64xf32>, tensor<1x4x1x64xf32>) -> tensor<1x4x256x64xf32>
+    ```
+  }];
+  let arguments = (ins Synth_FloatTensor:$cache, Synth_FloatTensor:$update,
+                       Index:$position);
+  let results = (outs Synth_FloatTensor:$result);
+  let assemblyFormat = [{
+    $cache `,` $update `at` $position attr-dict `:`
+    `(` type($cache) `,` type($update) `)` `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
 // Training
 //===----------------------------------------------------------------------===//
 

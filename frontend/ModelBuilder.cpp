@@ -56,6 +56,9 @@ public:
   void build(ModuleOp module) {
     buildFunction(module, Entry::Forward);
     buildFunction(module, Entry::Loss);
+    if (c.task == Task::LM) {
+      buildDecode(module);
+    }
   }
 
 private:
@@ -377,6 +380,200 @@ private:
     }
     }
     func::ReturnOp::create(b, loc(name), entry == Entry::Loss ? loss : logits);
+    func.setResultAttr(
+        0, "synth.output",
+        b.getStringAttr(entry == Entry::Loss ? "loss" : "logits"));
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Decoding with a cache (lm): one token at a time
+  //===--------------------------------------------------------------------===//
+
+  /// Whether a layer's attention needs cached keys (dot-product parts).
+  static bool needsKeys(const AttentionSpec &spec) {
+    if (spec.kind == AttentionKind::Dot) {
+      return true;
+    }
+    return llvm::any_of(spec.parts, [](const AttentionSpec &part) {
+      return part.kind == AttentionKind::Dot;
+    });
+  }
+
+  /// Self-attention of the token at `position` over the cache; appends the
+  /// updated caches to `newCaches`.
+  Value decodeAttention(Value h, const AttentionSpec &spec,
+                        const std::string &layer, Value position,
+                        std::map<std::string, Value> &caches,
+                        SmallVector<Value> &newCaches) {
+    std::string attn = layer + "attn";
+    std::string cacheName = "cache." + layer;
+    int64_t batch = dim(h, 0), H = c.heads, L = c.maxLen;
+    Value vNew =
+        splitHeads(linear(h, attn + ".v.weight", "", attn + ".v"), attn + ".v");
+    Value values = mlir::synth::CacheUpdateOp::create(
+        b, loc(attn + ".v.cache"), caches[cacheName + "v"].getType(),
+        caches[cacheName + "v"], vNew, position);
+    SmallVector<Attribute> parts;
+    SmallVector<Value> operands;
+    auto addPart = [&](const AttentionSpec &part) {
+      auto attr = [&](ScoreKind kind) {
+        bool dot = kind == ScoreKind::Dot;
+        return mlir::synth::ScorePartAttr::get(
+            b.getContext(), kind,
+            dot ? b.getF32FloatAttr(
+                      static_cast<float>(1.0 / std::sqrt(double(c.headDim()))))
+                : FloatAttr(),
+            dot ? IntegerAttr() : b.getI64IntegerAttr(L));
+      };
+      auto rows = [&](const std::string &name) -> Value {
+        Value full = param(name);
+        auto type = cast<RankedTensorType>(full.getType());
+        return mlir::synth::SliceRowsOp::create(
+            b, loc(name + ".row"),
+            t({type.getDimSize(0), 1, type.getDimSize(2)}), full, position);
+      };
+      switch (part.kind) {
+      case AttentionKind::Dot: {
+        std::string p = attn + ".dot";
+        Value q =
+            splitHeads(linear(h, p + ".q.weight", "", p + ".q"), p + ".q");
+        Value kNew =
+            splitHeads(linear(h, p + ".k.weight", "", p + ".k"), p + ".k");
+        Value keys = mlir::synth::CacheUpdateOp::create(
+            b, loc(attn + ".k.cache"), caches[cacheName + "k"].getType(),
+            caches[cacheName + "k"], kNew, position);
+        newCaches.push_back(keys);
+        parts.push_back(attr(ScoreKind::Dot));
+        operands.append({q, keys});
+        break;
+      }
+      case AttentionKind::Dense: {
+        std::string p = attn + ".dense";
+        parts.push_back(attr(ScoreKind::Dense));
+        operands.append({h, param(p + ".w1"), param(p + ".b1"),
+                         param(p + ".w2"), param(p + ".b2")});
+        break;
+      }
+      case AttentionKind::Random:
+        parts.push_back(attr(ScoreKind::Random));
+        operands.push_back(rows(attn + ".random.R"));
+        break;
+      case AttentionKind::FactorizedRandom: {
+        std::string p = attn + ".factorized_random";
+        parts.push_back(attr(ScoreKind::FactorizedRandom));
+        operands.append({rows(p + ".R1"), param(p + ".R2")});
+        break;
+      }
+      case AttentionKind::FactorizedDense: {
+        std::string p = attn + ".factorized_dense";
+        parts.push_back(attr(ScoreKind::FactorizedDense));
+        operands.append({h, param(p + ".w1"), param(p + ".b1"),
+                         param(p + ".wa"), param(p + ".ba"), param(p + ".wb"),
+                         param(p + ".bb")});
+        break;
+      }
+      case AttentionKind::Mixture:
+        break;
+      }
+    };
+    Value logits;
+    if (spec.kind == AttentionKind::Mixture) {
+      for (const AttentionSpec &part : spec.parts) {
+        addPart(part);
+      }
+      logits = param(attn + ".mixture.logits");
+    } else {
+      addPart(spec);
+    }
+    newCaches.push_back(values);
+    Value o = mlir::synth::FusedAttentionOp::create(
+        b, loc(attn + ".attend"), t({batch, H, 1, c.headDim()}),
+        b.getArrayAttr(parts), operands, logits, values, Value(), position,
+        b.getUnitAttr());
+    return linear(mergeHeads(o, attn + ".merge"), attn + ".o.weight", "",
+                  attn + ".o");
+  }
+
+  /// `decode`: (token [B, 1], position [], caches..., parameters...) ->
+  /// (logits [B, 1, V], updated caches...). Dot-product layers cache keys and
+  /// values; synthesized ones only values (their scores for the new token do
+  /// not depend on earlier tokens).
+  void buildDecode(ModuleOp module) {
+    int64_t L = c.maxLen, H = c.heads, d = c.headDim();
+    SmallVector<std::pair<std::string, Type>> inputs = {
+        {"token", t({B, 1}, i32)}, {"position", t({}, i32)}};
+    SmallVector<std::string> cacheNames;
+    for (size_t i = 0; i < c.decoderAttention.size(); ++i) {
+      std::string layer = absl::StrCat("cache.layers.", i, ".");
+      if (needsKeys(c.decoderAttention[i])) {
+        cacheNames.push_back(layer + "k");
+      }
+      cacheNames.push_back(layer + "v");
+    }
+    for (const std::string &name : cacheNames) {
+      inputs.push_back({name, t({B, H, L, d})});
+    }
+    SmallVector<Type> argTypes, resultTypes = {t({B, 1, c.vocabSize})};
+    for (auto &[name, type] : inputs) {
+      argTypes.push_back(type);
+    }
+    for (const ParamInfo &p : table) {
+      argTypes.push_back(t(p.shape));
+    }
+    for (size_t i = 0; i < cacheNames.size(); ++i) {
+      resultTypes.push_back(t({B, H, L, d}));
+    }
+    b.setInsertionPointToEnd(module.getBody());
+    auto func = func::FuncOp::create(b, loc("decode"), "decode",
+                                     b.getFunctionType(argTypes, resultTypes));
+    Block *body = func.addEntryBlock();
+    b.setInsertionPointToStart(body);
+    std::map<std::string, Value> caches;
+    for (auto [i, input] : llvm::enumerate(inputs)) {
+      func.setArgAttr(i, "synth.input", b.getStringAttr(input.first));
+      if (input.first.rfind("cache.", 0) == 0) {
+        caches[input.first] = body->getArgument(i);
+      }
+    }
+    params.clear();
+    for (auto [i, p] : llvm::enumerate(table)) {
+      unsigned index = inputs.size() + i;
+      func.setArgAttr(index, "synth.param", b.getStringAttr(p.name));
+      if (!p.trainable) {
+        func.setArgAttr(index, "synth.trainable", b.getBoolAttr(false));
+      }
+      params[p.name] = body->getArgument(index);
+    }
+
+    Value position = mlir::synth::ToIndexOp::create(b, loc("position"),
+                                                    body->getArgument(1));
+    Value x = mlir::synth::EmbeddingOp::create(
+        b, loc("embed"), t({B, 1, c.dModel}), param("embed.weight"),
+        body->getArgument(0));
+    x = mlir::synth::AddPositionsOp::create(b, loc("embed.positions"),
+                                            x.getType(), x, param("pos.weight"),
+                                            position);
+    SmallVector<Value> newCaches;
+    for (size_t i = 0; i < c.decoderAttention.size(); ++i) {
+      std::string layer = absl::StrCat("layers.", i, ".");
+      x = residual(x, layer + "attn_norm", layer + "attn.residual",
+                   [&](Value h) {
+                     return decodeAttention(h, c.decoderAttention[i], layer,
+                                            position, caches, newCaches);
+                   });
+      x = residual(x, layer + "ffn_norm", layer + "ffn.residual",
+                   [&](Value h) { return feedForward(h, layer); });
+    }
+    if (c.norm == NormPlacement::Pre) {
+      x = layerNorm(x, "final_norm");
+    }
+    SmallVector<Value> results = {lmHead(x)};
+    results.append(newCaches.begin(), newCaches.end());
+    func::ReturnOp::create(b, loc("decode"), results);
+    func.setResultAttr(0, "synth.output", b.getStringAttr("logits"));
+    for (auto [i, name] : llvm::enumerate(cacheNames)) {
+      func.setResultAttr(i + 1, "synth.output", b.getStringAttr(name));
+    }
   }
 
   Value crossEntropy(Value logits, Value targets) {

@@ -51,8 +51,8 @@ struct FormKernelsPass
     for (Block &block : func.getBody()) {
       SmallVector<Operation *> loose;
       for (Operation &op : block) {
-        if (!isa<KernelOp>(op) && !op.hasTrait<OpTrait::IsTerminator>() &&
-            op.getDialect() &&
+        if (!isa<KernelOp, ToIndexOp>(op) &&
+            !op.hasTrait<OpTrait::IsTerminator>() && op.getDialect() &&
             op.getDialect()->getNamespace() ==
                 SynthDialect::getDialectNamespace()) {
           loose.push_back(&op);
@@ -61,10 +61,23 @@ struct FormKernelsPass
       for (Operation *op : loose) {
         outlineIntoKernel({op}, "kernel");
       }
+      // Positions were copied into the kernels that use them.
+      for (Operation &op : llvm::make_early_inc_range(block)) {
+        if (isa<ToIndexOp>(op) && op.use_empty()) {
+          op.erase();
+        }
+      }
     }
     unsigned index = 0;
     func.walk([&](KernelOp kernel) {
+      // The anchor is the kernel's first op, not counting copied positions.
       Operation *anchor = &kernel.getBody().front().front();
+      for (Operation &op : kernel.getBody().front()) {
+        if (!isa<ToIndexOp>(op)) {
+          anchor = &op;
+          break;
+        }
+      }
       kernel.setKernelName(
           (func.getSymName() + "_k" + Twine(index++) + "_" + anchorName(anchor))
               .str());

@@ -41,7 +41,7 @@ bool isProducer(Operation *op) {
   return op->getDialect() &&
          op->getDialect()->getNamespace() ==
              SynthDialect::getDialectNamespace() &&
-         !isa<KernelOp, YieldOp>(op);
+         !isa<KernelOp, YieldOp, ToIndexOp>(op);
 }
 
 struct FuseElementwisePass

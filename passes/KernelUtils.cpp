@@ -10,15 +10,33 @@ namespace mlir::synth {
 
 KernelOp outlineIntoKernel(ArrayRef<Operation *> ops, StringRef name) {
   llvm::SmallPtrSet<Operation *, 8> inGroup(ops.begin(), ops.end());
-  llvm::SetVector<Value> inputs;
-  SmallVector<Value> outputs;
+  // Positions (synth.to_index) are copied into the kernel rather than passed
+  // as index values: kernel arguments are buffers.
+  llvm::SetVector<Operation *> copied;
   for (Operation *op : ops) {
     for (Value operand : op->getOperands()) {
+      if (auto toIndex = operand.getDefiningOp<ToIndexOp>()) {
+        if (!inGroup.contains(toIndex)) {
+          copied.insert(toIndex);
+        }
+      }
+    }
+  }
+  llvm::SetVector<Value> inputs;
+  SmallVector<Value> outputs;
+  auto collectInputs = [&](Operation *op) {
+    for (Value operand : op->getOperands()) {
       Operation *def = operand.getDefiningOp();
-      if (!def || !inGroup.contains(def)) {
+      if (!def || (!inGroup.contains(def) && !copied.contains(def))) {
         inputs.insert(operand);
       }
     }
+  };
+  for (Operation *op : copied) {
+    collectInputs(op);
+  }
+  for (Operation *op : ops) {
+    collectInputs(op);
     for (Value result : op->getResults()) {
       if (llvm::any_of(result.getUsers(), [&](Operation *user) {
             return !inGroup.contains(user);
@@ -47,6 +65,9 @@ KernelOp outlineIntoKernel(ArrayRef<Operation *> ops, StringRef name) {
   IRMapping mapping;
   for (auto [input, arg] : llvm::zip(inputs, body->getArguments())) {
     mapping.map(input, arg);
+  }
+  for (Operation *op : copied) {
+    b.clone(*op, mapping);
   }
   for (Operation *op : ops) {
     b.clone(*op, mapping);

@@ -233,10 +233,14 @@ absl::StatusOr<rt::EntryInfo> planEntry(func::FuncOp func,
     entry.calls.push_back(call);
     kernels.push_back(std::move(*spec));
   }
-  // Outputs: "logits" for forward, "loss" for loss.
-  for (Value v : terminator->getOperands()) {
-    std::string name = entry.name == "loss" ? "loss" : "logits";
-    entry.outputs.push_back({name, bufferOf.lookup(v)});
+  // Outputs are named by the functions' synth.output result attributes.
+  for (auto [i, v] : llvm::enumerate(terminator->getOperands())) {
+    auto name = func.getResultAttrOfType<StringAttr>(i, "synth.output");
+    std::string fallback = entry.name == "loss" ? "loss" : "logits";
+    if (i > 0) {
+      fallback = absl::StrCat("output", i);
+    }
+    entry.outputs.push_back({name ? name.str() : fallback, bufferOf.lookup(v)});
   }
   return entry;
 }

@@ -191,7 +191,49 @@ private:
     case OpKind::AddPositions: {
       const TensorFunc &x = value(op.operands[0]);
       const TensorFunc &table = value(op.operands[1]);
-      define(f, v, at(x, e) + at(table, {e[1], e[2]}));
+      if (op.position < 0) {
+        define(f, v, at(x, e) + at(table, {e[1], e[2]}));
+        break;
+      }
+      Expr offset = at(value(op.position), {});
+      int rows = static_cast<int>(table.dim(0));
+      int n = static_cast<int>(x.dim(1));
+      Expr row = Halide::clamp(e[1] + offset, 0, rows - 1);
+      define(f, v,
+             Halide::require(offset >= 0 && offset + n <= rows,
+                             at(x, e) + at(table, {row, e[2]}),
+                             "synth.add_positions: position", offset,
+                             "+ length", n, "runs past the position table of",
+                             rows, "rows"));
+      break;
+    }
+    case OpKind::SliceRows: {
+      const TensorFunc &x = value(op.operands[0]);
+      Expr offset = at(value(op.operands[1]), {});
+      int rows = static_cast<int>(x.dim(1));
+      int n = static_cast<int>(shape[1]);
+      Expr row = Halide::clamp(e[1] + offset, 0, rows - 1);
+      define(f, v,
+             Halide::require(
+                 offset >= 0 && offset + n <= rows, at(x, {e[0], row, e[2]}),
+                 "synth.slice_rows: rows from", offset, "run past", rows));
+      break;
+    }
+    case OpKind::CacheUpdate: {
+      const TensorFunc &cache = value(op.operands[0]);
+      const TensorFunc &update = value(op.operands[1]);
+      Expr position = at(value(op.operands[2]), {});
+      int length = static_cast<int>(cache.dim(2));
+      int n = static_cast<int>(update.dim(2));
+      Expr local = Halide::clamp(e[2] - position, 0, n - 1);
+      Expr fresh = e[2] >= position && e[2] < position + n;
+      define(f, v,
+             Halide::require(
+                 position >= 0 && position + n <= length,
+                 Halide::select(fresh, at(update, {e[0], e[1], local, e[3]}),
+                                at(cache, e)),
+                 "synth.cache_update: position", position,
+                 "runs past the cache of", length, "rows"));
       break;
     }
     case OpKind::LayerNorm: {
@@ -319,6 +361,10 @@ private:
       return "cross_entropy";
     case OpKind::FusedAttention:
       return "fused_attention";
+    case OpKind::SliceRows:
+      return "slice_rows";
+    case OpKind::CacheUpdate:
+      return "cache_update";
     }
     return "op";
   }
@@ -520,7 +566,9 @@ private:
     Expr safeKey = Halide::min(key, keys - 1);
     Expr valid = key < keys;
     if (op.causal) {
-      valid = valid && key <= i;
+      // Query i sits at absolute position query_offset + i.
+      Expr offset = op.position >= 0 ? at(value(op.position), {}) : Expr(0);
+      valid = valid && key <= i + offset;
     }
     if (op.keyMask >= 0) {
       valid = valid && at(value(op.keyMask), {b, safeKey}) != 0;

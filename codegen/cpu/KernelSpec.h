@@ -43,6 +43,8 @@ enum class OpKind {
   MeanPool,
   CrossEntropy,
   FusedAttention,
+  SliceRows,
+  CacheUpdate,
 };
 
 enum class ScoreKind { Dot, Dense, Random, FactorizedRandom, FactorizedDense };
@@ -71,6 +73,9 @@ struct OpSpec {
   int values = -1;
   int keyMask = -1;
   bool causal = false;
+  /// A scalar I32 position (AddPositions offset, FusedAttention query
+  /// offset), or -1. SliceRows and CacheUpdate take it as their last operand.
+  int position = -1;
 };
 
 struct ScheduleSpec {

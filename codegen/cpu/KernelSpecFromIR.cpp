@@ -98,9 +98,22 @@ absl::StatusOr<KernelSpec> describeKernel(mlir::synth::KernelOp kernel) {
     spec.schedule.parallelDims.assign(schedule.getParallelDims().begin(),
                                       schedule.getParallelDims().end());
   }
-  spec.anchor = body.front().getName().stripDialect().str();
+  for (Operation &op : body) {
+    if (!isa<mlir::synth::ToIndexOp>(op)) {
+      spec.anchor = op.getName().stripDialect().str();
+      break;
+    }
+  }
 
   for (Operation &op : body.without_terminator()) {
+    // A position: the index stands for the scalar tensor it was read from.
+    if (auto toIndex = dyn_cast<mlir::synth::ToIndexOp>(op)) {
+      if (!ids.count(toIndex.getInput())) {
+        return unsupported(&op, "operand defined outside the kernel");
+      }
+      ids[toIndex.getResult()] = ids.lookup(toIndex.getInput());
+      continue;
+    }
     OpSpec o;
     for (Value operand : op.getOperands()) {
       if (!ids.count(operand)) {
@@ -122,11 +135,18 @@ absl::StatusOr<KernelSpec> describeKernel(mlir::synth::KernelOp kernel) {
               return absl::OkStatus();
             })
             .Case([&](mlir::synth::AddPositionsOp p) {
-              if (p.getOffset()) {
-                return unsupported(&op, "a position offset (decoding with a "
-                                        "cache) is not supported yet");
-              }
               o.kind = OpKind::AddPositions;
+              if (p.getOffset()) {
+                o.position = ids.lookup(p.getOffset());
+              }
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::SliceRowsOp) {
+              o.kind = OpKind::SliceRows;
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::CacheUpdateOp) {
+              o.kind = OpKind::CacheUpdate;
               return absl::OkStatus();
             })
             .Case([&](mlir::synth::LayerNormOp ln) {
@@ -172,11 +192,10 @@ absl::StatusOr<KernelSpec> describeKernel(mlir::synth::KernelOp kernel) {
               return absl::OkStatus();
             })
             .Case([&](mlir::synth::FusedAttentionOp fa) {
-              if (fa.getQueryOffset()) {
-                return unsupported(&op, "query_offset (decoding with a cache) "
-                                        "is not supported yet");
-              }
               o.kind = OpKind::FusedAttention;
+              if (fa.getQueryOffset()) {
+                o.position = ids.lookup(fa.getQueryOffset());
+              }
               o.causal = fa.getCausal();
               for (auto [i, attr] : llvm::enumerate(
                        fa.getScoreParts()

@@ -747,6 +747,74 @@ func.func @f(%q: tensor<2x4x16x16xf32>, %v: tensor<2x4x16x16xf16>) {
 }
 
 //===----------------------------------------------------------------------===//
+// Decoding
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @f(%r: tensor<32x32xf32>, %p: index) {
+  // expected-error@+1 {{expected input of rank 3 [heads, L, c], got [32, 32]}}
+  %0 = synth.slice_rows %r offset %p : (tensor<32x32xf32>) -> tensor<4x1x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%r: tensor<4x32x32xf32>, %p: index) {
+  // expected-error@+1 {{expected result of rank 3 [heads, n, c], got [1, 32]}}
+  %0 = synth.slice_rows %r offset %p : (tensor<4x32x32xf32>) -> tensor<1x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%r: tensor<4x32x32xf32>, %p: index) {
+  // expected-error@+1 {{expected result of shape [heads, n, c] = [4, ?, 32], got [4, 1, 16]}}
+  %0 = synth.slice_rows %r offset %p : (tensor<4x32x32xf32>) -> tensor<4x1x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%r: tensor<4x32x32xf32>, %p: index) {
+  // expected-error@+1 {{row count n = 40 exceeds rows L = 32}}
+  %0 = synth.slice_rows %r offset %p : (tensor<4x32x32xf32>) -> tensor<4x40x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%c: tensor<4x32x16xf32>, %n: tensor<2x4x1x16xf32>, %p: index) {
+  // expected-error@+1 {{expected cache of rank 4 [batch, heads, L, d], got [4, 32, 16]}}
+  %0 = synth.cache_update %c, %n at %p : (tensor<4x32x16xf32>, tensor<2x4x1x16xf32>) -> tensor<4x32x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%c: tensor<2x4x32x16xf32>, %n: tensor<2x4x1x8xf32>, %p: index) {
+  // expected-error@+1 {{expected update of shape [batch, heads, n, d] = [2, 4, ?, 16], got [2, 4, 1, 8]}}
+  %0 = synth.cache_update %c, %n at %p : (tensor<2x4x32x16xf32>, tensor<2x4x1x8xf32>) -> tensor<2x4x32x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%c: tensor<2x4x32x16xf32>, %n: tensor<2x4x33x16xf32>, %p: index) {
+  // expected-error@+1 {{row count n = 33 exceeds cache length L = 32}}
+  %0 = synth.cache_update %c, %n at %p : (tensor<2x4x32x16xf32>, tensor<2x4x33x16xf32>) -> tensor<2x4x32x16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%c: tensor<2x4x32x16xf32>, %n: tensor<2x4x1x16xf32>, %p: index) {
+  // expected-error@+1 {{expected result of shape cache shape = [2, 4, 32, 16], got [2, 4, 16, 16]}}
+  %0 = synth.cache_update %c, %n at %p : (tensor<2x4x32x16xf32>, tensor<2x4x1x16xf32>) -> tensor<2x4x16x16xf32>
+  return
+}
+
+//===----------------------------------------------------------------------===//
 // Training
 //===----------------------------------------------------------------------===//
 

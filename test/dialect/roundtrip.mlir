@@ -150,6 +150,18 @@ func.func @fused_attention(%x: tensor<2x16x64xf32>, %q: tensor<2x4x16x16xf32>, %
   return
 }
 
+// CHECK-LABEL: func.func @decoding
+func.func @decoding(%pos: tensor<i32>, %r: tensor<4x32x32xf32>, %c: tensor<2x4x32x16xf32>, %n: tensor<2x4x1x16xf32>)
+    -> (tensor<4x1x32xf32>, tensor<2x4x32x16xf32>) {
+  // CHECK: %[[P:.*]] = synth.to_index %{{.*}} : tensor<i32>
+  %p = synth.to_index %pos : tensor<i32>
+  // CHECK: synth.slice_rows %{{.*}} offset %[[P]] : (tensor<4x32x32xf32>) -> tensor<4x1x32xf32>
+  %row = synth.slice_rows %r offset %p : (tensor<4x32x32xf32>) -> tensor<4x1x32xf32>
+  // CHECK: synth.cache_update %{{.*}}, %{{.*}} at %[[P]] : (tensor<2x4x32x16xf32>, tensor<2x4x1x16xf32>) -> tensor<2x4x32x16xf32>
+  %c2 = synth.cache_update %c, %n at %p : (tensor<2x4x32x16xf32>, tensor<2x4x1x16xf32>) -> tensor<2x4x32x16xf32>
+  return %row, %c2 : tensor<4x1x32xf32>, tensor<2x4x32x16xf32>
+}
+
 // CHECK-LABEL: func.func @training
 func.func @training(%p: tensor<64x64xbf16>, %g: tensor<64x64xbf16>, %m: tensor<64x64xf32>,
                     %v: tensor<64x64xf32>, %lr: tensor<f32>, %t: tensor<i64>)

@@ -155,6 +155,78 @@ int main(int argc, char **argv) {
       *written.find(check.refName) = asDouble;
     }
   }
+  // Decoding with the cache (lm artifacts have a "decode" entry): feed the
+  // tokens one at a time, carrying the caches from output to input; step t's
+  // logits must be row t of the reference's logits.
+  if ((*artifact)->manifest().findEntry("decode")) {
+    auto session = synth::rt::Session::create(**artifact, "decode", weights);
+    const synth::Tensor *tokens = ref->find("input.tokens");
+    const synth::Tensor *want = ref->find("ref.logits");
+    if (!session.ok() || !tokens || !want) {
+      std::fprintf(stderr, "error: decode: %s\n",
+                   session.ok()
+                       ? "missing input.tokens or ref.logits"
+                       : std::string(session.status().message()).c_str());
+      return 1;
+    }
+    int64_t batch = tokens->shape[0], steps = tokens->shape[1];
+    int64_t vocab = want->shape[2];
+    const synth::rt::EntryInfo &entry = (*session)->entry();
+    std::vector<std::string> caches;
+    for (const auto &input : entry.inputs) {
+      if (input.name.rfind("cache.", 0) == 0) {
+        caches.push_back(input.name);
+        const auto &buffer = entry.buffers[input.buffer];
+        (void)(*session)->setInput(
+            input.name, synth::Tensor::zeros(buffer.dtype, buffer.shape));
+      }
+    }
+    synth::Tensor got = synth::Tensor::zeros(synth::DType::F32, want->shape);
+    for (int64_t t = 0; t < steps; ++t) {
+      synth::Tensor token = synth::Tensor::zeros(synth::DType::I32, {batch, 1});
+      for (int64_t b = 0; b < batch; ++b) {
+        token.data<int32_t>()[b] = tokens->data<int32_t>()[b * steps + t];
+      }
+      synth::Tensor position = synth::Tensor::zeros(synth::DType::I32, {});
+      position.data<int32_t>()[0] = static_cast<int32_t>(t);
+      absl::Status status = (*session)->setInput("token", token);
+      if (status.ok()) {
+        status = (*session)->setInput("position", position);
+      }
+      if (status.ok()) {
+        synth::rt::RunOptions options;
+        options.poisonOutputs = true;
+        status = (*session)->run(options);
+      }
+      for (size_t c = 0; status.ok() && c < caches.size(); ++c) {
+        auto next = (*session)->output(caches[c]);
+        status =
+            next.ok() ? (*session)->setInput(caches[c], *next) : next.status();
+      }
+      auto logits = (*session)->output("logits");
+      if (!status.ok() || !logits.ok()) {
+        std::fprintf(
+            stderr, "error: decode step %lld: %s\n", (long long)t,
+            std::string((status.ok() ? logits.status() : status).message())
+                .c_str());
+        return 1;
+      }
+      for (int64_t b = 0; b < batch; ++b) {
+        for (int64_t v = 0; v < vocab; ++v) {
+          got.data<float>()[(b * steps + t) * vocab + v] =
+              logits->data<float>()[b * vocab + v];
+        }
+      }
+    }
+    double err = relativeError(got, *want);
+    bool pass = err <= rtol;
+    ok &= pass;
+    std::printf("%-8s %-7s rel err %.3g (tolerance %.0e) %s (%lld steps, "
+                "caches: %zu)\n",
+                "decode", "logits", err, rtol, pass ? "ok" : "FAIL",
+                (long long)steps, caches.size());
+  }
+
   if (!writePath.empty()) {
     // Only forward results are compiled so far: drop the reference's
     // gradients so nobody mistakes them for compiled ones.

@@ -66,7 +66,7 @@ expect 2 '--temperature expects a number >= 0, got "hot"' -- "$RUN" generate "$T
 expect 2 "flag --raw takes no value" -- "$RUN" generate "$TOY" --prompt a --raw=1
 expect 2 "synth-run eval: missing --data FILE" -- "$RUN" eval "$TOY"
 expect 0 "--tokens FILE.npy" -- "$RUN" forward --help
-expect 0 "No decoding" -- "$RUN" generate --help
+expect 0 "decoding cache" -- "$RUN" generate --help
 expect 0 "commands:" -- "$RUN" --help
 
 # Failures while running: exit 1, with the runtime's message.

@@ -109,11 +109,17 @@ const std::vector<Command> &commands() {
         kThreadsFlag,
         kWeightsFlag}},
       {"generate",
-       "Continues a prompt byte by byte with the \"forward\" entry. No "
-       "decoding\ncache is used: each new byte reruns forward over a window "
-       "of the last\nN bytes (N: the plan's sequence length).",
+       "Continues a prompt byte by byte. With the \"decode\" entry (every lm "
+       "artifact\nhas one) each byte is one call that reads and extends a "
+       "decoding cache: keys\nand values for dot-product layers, values only "
+       "for synthesized ones. When\nthe cache is full, generation continues "
+       "from the last half of the context.\nWithout it (or with --no-cache), "
+       "each byte reruns \"forward\" over a window\nof the last N bytes.",
        {{"prompt", "TEXT", "the text to continue"},
         {"max-tokens", "N", "bytes to generate (default 64)"},
+        {"no-cache", nullptr,
+         "rerun forward over a sliding window instead of using the "
+         "\"decode\" entry's cache"},
         {"temperature", "T",
          "0 (default): greedy; > 0: sample from "
          "softmax(logits / T)"},
@@ -842,6 +848,150 @@ int pickToken(const float *logits, int vocab, double temperature, int64_t topK,
   return order[k - 1];
 }
 
+/// Generation with the "decode" entry: one token per call, the caches carried
+/// from output to input. Returns the process exit code.
+int generateWithCache(const Args &args, int64_t threads, int64_t maxTokens,
+                      double temperature, int64_t topK, int64_t seed,
+                      const std::string &prompt) {
+  absl::StatusOr<Loaded> loaded = load(args, "decode", threads);
+  if (!loaded.ok()) {
+    return runError(args.command, loaded.status());
+  }
+  rt::Session &session = *loaded->session;
+  const rt::BufferInfo *token = inputBuffer(session.entry(), "token");
+  const rt::BufferInfo *logits = outputBuffer(session.entry(), "logits");
+  if (!token || !logits || token->shape.size() != 2 || token->shape[1] != 1 ||
+      logits->shape.size() != 3) {
+    return runError(args.command,
+                    absl::FailedPreconditionError(
+                        "the \"decode\" entry needs an input token I32 "
+                        "[batch, 1] and an output logits F32 [batch, 1, "
+                        "vocab]"));
+  }
+  const int vocab = static_cast<int>(logits->shape[2]);
+  std::vector<std::string> caches;
+  int keyCaches = 0;
+  int64_t maxPositions = 0;
+  for (const auto &input : session.entry().inputs) {
+    if (input.name.rfind("cache.", 0) == 0) {
+      caches.push_back(input.name);
+      keyCaches += input.name.size() > 2 &&
+                   input.name.compare(input.name.size() - 2, 2, ".k") == 0;
+      maxPositions = session.entry().buffers[input.buffer].shape[2];
+    }
+  }
+  auto resetCaches = [&]() -> absl::Status {
+    for (const std::string &name : caches) {
+      const rt::BufferInfo *buffer = inputBuffer(session.entry(), name);
+      absl::Status s =
+          session.setInput(name, Tensor::zeros(buffer->dtype, buffer->shape));
+      if (!s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  };
+  std::fprintf(stderr,
+               "synth-run generate: %s decoding with a decoding cache: %d "
+               "layer(s) cache keys and values (dot-product attention), %d "
+               "cache only values (synthesized attention: dense, random and "
+               "factorized scores of a new token do not depend on earlier "
+               "tokens); %lld positions\n",
+               temperature == 0
+                   ? "greedy"
+                   : absl::StrFormat("sampled (temperature %g, top-k %s, "
+                                     "seed %lld)",
+                                     temperature,
+                                     topK ? std::to_string(topK) : "all",
+                                     static_cast<long long>(seed))
+                         .c_str(),
+               keyCaches, static_cast<int>(caches.size()) - keyCaches,
+               static_cast<long long>(maxPositions));
+  const bool raw = args.has("raw");
+  auto emit = [&](int byte) {
+    if (raw) {
+      std::fputc(byte, stdout);
+    } else {
+      std::fputs(showByte(byte).c_str(), stdout);
+    }
+  };
+  std::vector<int> context;
+  for (char c : prompt) {
+    context.push_back(static_cast<uint8_t>(c));
+    emit(context.back());
+  }
+  std::fflush(stdout);
+  Tensor tokenTensor = Tensor::zeros(DType::I32, token->shape);
+  Tensor position = Tensor::zeros(DType::I32, {});
+  int64_t next = 0; // the position the next token goes to
+  std::vector<float> last(static_cast<size_t>(vocab));
+  // Runs one token through decode at position `next`.
+  auto step = [&](int byte) -> absl::Status {
+    tokenTensor.data<int32_t>()[0] = byte;
+    position.data<int32_t>()[0] = static_cast<int32_t>(next);
+    absl::Status s = session.setInput("token", tokenTensor);
+    if (s.ok()) {
+      s = session.setInput("position", position);
+    }
+    if (s.ok()) {
+      s = session.run();
+    }
+    for (size_t c = 0; s.ok() && c < caches.size(); ++c) {
+      absl::StatusOr<Tensor> updated = session.output(caches[c]);
+      s = updated.ok() ? session.setInput(caches[c], *updated)
+                       : updated.status();
+    }
+    if (!s.ok()) {
+      return s;
+    }
+    absl::StatusOr<rt::TensorView> view = session.outputView("logits");
+    const float *row = static_cast<const float *>(view->data);
+    std::copy(row, row + vocab, last.begin());
+    ++next;
+    return absl::OkStatus();
+  };
+  // Fills the cache from the last `count` bytes of the context.
+  auto prefill = [&](int64_t count) -> absl::Status {
+    next = 0;
+    absl::Status s = resetCaches();
+    int64_t from = static_cast<int64_t>(context.size()) - count;
+    for (int64_t i = from; s.ok() && i < static_cast<int64_t>(context.size());
+         ++i) {
+      s = step(context[i]);
+    }
+    return s;
+  };
+  int64_t keep =
+      std::min<int64_t>(static_cast<int64_t>(context.size()), maxPositions);
+  absl::Status status = prefill(keep);
+  Random random(static_cast<uint64_t>(seed));
+  auto began = std::chrono::steady_clock::now();
+  for (int64_t i = 0; status.ok() && i < maxTokens; ++i) {
+    int byte = pickToken(last.data(), vocab, temperature, topK, random);
+    context.push_back(byte);
+    emit(byte);
+    std::fflush(stdout);
+    if (next == maxPositions) {
+      // The cache is full: start again from the last half of the context.
+      status = prefill(maxPositions / 2);
+    } else {
+      status = step(byte);
+    }
+  }
+  std::printf("\n");
+  if (!status.ok()) {
+    return runError(args.command, status);
+  }
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - began)
+          .count();
+  std::fprintf(stderr,
+               "synth-run generate: %lld bytes in %.4g s (%.1f bytes/s)\n",
+               static_cast<long long>(maxTokens), seconds,
+               seconds > 0 ? double(maxTokens) / seconds : 0.0);
+  return 0;
+}
+
 int runGenerate(const Args &args) {
   int64_t threads, maxTokens, topK, seed;
   double temperature;
@@ -869,6 +1019,13 @@ int runGenerate(const Args &args) {
   absl::Status status = requireByteLm(*loaded->artifact, "generate");
   if (!status.ok()) {
     return runError(args.command, status);
+  }
+  // Artifacts of language models carry a "decode" entry (decoding cache);
+  // --no-cache keeps the sliding-window forward, e.g. to compare the two.
+  if (loaded->artifact->manifest().findEntry("decode") &&
+      !args.has("no-cache")) {
+    return generateWithCache(args, threads, maxTokens, temperature, topK, seed,
+                             *prompt);
   }
   rt::Session &session = *loaded->session;
   const rt::BufferInfo *tokens = inputBuffer(session.entry(), "tokens");
