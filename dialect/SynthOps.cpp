@@ -661,6 +661,25 @@ LogicalResult AttendOp::verify() {
   return verifySameFloatElementType(*this);
 }
 
+LogicalResult AttentionProbsOp::verify() {
+  return verifySynthesizedScores(*this, ScoreKind::Random,
+                                 (*this)->getOperands(), getMaxLen(),
+                                 /*batched=*/false);
+}
+
+LogicalResult AttendProbsOp::verify() {
+  ShapeChecker c(*this);
+  if (failed(c.expectRank("probs", "[heads, N, M]", 3, getProbs()))) {
+    return failure();
+  }
+  ArrayRef<int64_t> ps = shapeOf(getProbs());
+  if (failed(verifyAttentionIO(c, getValues(), Value(), getResult().getType(),
+                               kAny, ps[0], ps[1], ps[2]))) {
+    return failure();
+  }
+  return verifySameFloatElementType(*this);
+}
+
 OperandRange FusedAttentionOp::getPartOperands(unsigned index) {
   unsigned begin = 0;
   auto parts = getScoreParts().getAsRange<ScorePartAttr>();

@@ -445,6 +445,47 @@ def Synth_AttendOp : Synth_Op<"attend", [Pure, AttrSizedOperandSegments]> {
   let hasVerifier = 1;
 }
 
+def Synth_AttentionProbsOp : Synth_Op<"attention_probs", [Pure]> {
+  let summary = "softmax(R[0:N, 0:N] + mask) of a fixed random matrix";
+  let description = [{
+    The attention weights of fixed random attention, `softmax_j(R_h[i, j] +
+    M[i, j])` with M causal or zero: they depend on nothing but R, so the
+    back end computes them once per binding of the parameters (a `once`
+    call of the plan, docs/artifact-format.md) instead of on every run.
+    `synth-fuse-attention` produces this op with `attend_probs` for fixed
+    random attention without padding mask.
+
+    Example:
+    ```mlir
+    %p = synth.attention_probs %r {max_len = 256 : i64, causal}
+        : (tensor<4x256x256xf32>) -> tensor<4x16x16xf32>
+    ```
+  }];
+  let arguments = (ins Synth_FloatTensor:$r, I64Attr:$max_len,
+                       UnitAttr:$causal);
+  let results = (outs Synth_FloatTensor:$result);
+  let assemblyFormat = "$r attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Synth_AttendProbsOp : Synth_Op<"attend_probs", [Pure]> {
+  let summary = "attention with given weights: P @ values";
+  let description = [{
+    `probs` are attention weights [heads, N, M] shared by the batch (rows sum
+    to one, masks already applied) and `values` [batch, heads, M, d]; the
+    result is [batch, heads, N, d].
+
+    Example:
+    ```mlir
+    %o = synth.attend_probs %p, %v : (tensor<4x16x16xf32>, tensor<2x4x16x64xf32>) -> tensor<2x4x16x64xf32>
+    ```
+  }];
+  let arguments = (ins Synth_FloatTensor:$probs, Synth_FloatTensor:$values);
+  let results = (outs Synth_FloatTensor:$result);
+  let assemblyFormat = "$probs `,` $values attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
 def Synth_FusedAttentionOp : Synth_Op<"fused_attention", [
     Pure, AttrSizedOperandSegments,
     DeclareOpInterfaceMethods<TilingInterface, [

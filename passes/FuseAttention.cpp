@@ -66,6 +66,22 @@ bool fuse(AttendOp attend) {
   if (!producer) {
     return false;
   }
+  // Fixed random attention with a fixed mask: its weights depend on R alone,
+  // so they are computed once (attention_probs) and applied (attend_probs).
+  if (auto random = dyn_cast<RandomScoresOp>(producer)) {
+    if (!random.getTrainable() && !attend.getKeyMask() &&
+        !attend.getQueryOffset()) {
+      OpBuilder b(attend);
+      auto probs = AttentionProbsOp::create(
+          b, attend.getLoc(), random.getType(), random.getR(),
+          random.getMaxLenAttr(), attend.getCausalAttr());
+      auto out = AttendProbsOp::create(b, attend.getLoc(), attend.getType(),
+                                       probs, attend.getValues());
+      attend.replaceAllUsesWith(out.getResult());
+      attend.erase();
+      return true;
+    }
+  }
   SmallVector<ScorePart> parts;
   Value logits;
   if (auto mixture = dyn_cast<MixtureScoresOp>(producer)) {

@@ -19,7 +19,10 @@ def FuseAttention : Pass<"synth-fuse-attention", "::mlir::func::FuncOp"> {
     mixed by the mixture's logits). Masks (causal, key padding, query offset)
     carry over. Score ops left without users are erased. An attend whose
     scores come from anything else (a block argument, another op) is left
-    alone.
+    alone. Fixed random attention (`random_scores {trainable = false}`)
+    without padding mask or query offset becomes `attention_probs` (its
+    weights, which depend on R alone and are computed once per parameter
+    binding) followed by `attend_probs`.
 
     Example: `%s = synth.random_scores %r` + `%o = synth.attend %s, %v {causal}`
     becomes `%o = synth.fused_attention [#synth.score<random, max_len = L>] (%r)

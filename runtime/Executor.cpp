@@ -125,6 +125,9 @@ struct Session::Impl {
   std::vector<KernelAddress> kernels;
   std::vector<std::vector<BufferPtr>> args;
   bool hasRun = false;
+  /// Derived buffers hold the results of the once calls for the weights
+  /// bound now (reset by setWeights).
+  bool derivedValid = false;
 };
 
 Session::Session(const Artifact &artifact, const EntryInfo &entry)
@@ -162,7 +165,8 @@ Session::create(const Artifact &artifact, const std::string &entryName,
   impl.buffers.assign(count, halide_buffer_t{});
   for (size_t i = 0; i < count; ++i) {
     const BufferInfo &info = entry->buffers[i];
-    if (info.storage == Storage::Input || info.storage == Storage::Output) {
+    if (info.storage == Storage::Input || info.storage == Storage::Output ||
+        info.storage == Storage::Derived) {
       status = impl.storage[i].allocate(static_cast<size_t>(info.byteSize()),
                                         absl::StrCat("buffer ", i));
       if (!status.ok()) {
@@ -195,6 +199,7 @@ Session::create(const Artifact &artifact, const std::string &entryName,
     switch (info.storage) {
     case Storage::Input:
     case Storage::Output:
+    case Storage::Derived:
       buffer.host = impl.storage[i].data();
       break;
     case Storage::Arena:
@@ -245,6 +250,7 @@ Session::setWeights(std::shared_ptr<const safetensors::File> weights) {
     impl_->buffers[i].host = const_cast<uint8_t *>(tensor->bytes.data());
   }
   impl_->weights = std::move(weights);
+  impl_->derivedValid = false;
   return absl::OkStatus();
 }
 
@@ -331,6 +337,9 @@ absl::Status Session::run(const RunOptions &options) {
   // Forget any message left by an earlier failure.
   artifact_.takeKernelError();
   for (size_t c = 0; c < entry_.calls.size(); ++c) {
+    if (entry_.calls[c].once && impl.derivedValid) {
+      continue; // computed from these weights by an earlier run
+    }
     std::vector<BufferPtr> &args = impl.args[c];
     Invoker invoker = kInvokers[args.size()];
     int result;
@@ -358,6 +367,7 @@ absl::Status Session::run(const RunOptions &options) {
     }
   }
   impl.hasRun = true;
+  impl.derivedValid = true;
   return absl::OkStatus();
 }
 

@@ -44,6 +44,8 @@ const char *storageName(Storage storage) {
     return "output";
   case Storage::Arena:
     return "arena";
+  case Storage::Derived:
+    return "derived";
   }
   return "?";
 }
@@ -485,11 +487,13 @@ private:
       buffer.storage = Storage::Output;
     } else if (storage == "arena") {
       buffer.storage = Storage::Arena;
+    } else if (storage == "derived") {
+      buffer.storage = Storage::Derived;
     } else {
       return errors_.fail(storageValue, childPath(path, "storage"),
                           absl::StrCat("unknown storage ", json::quote(storage),
-                                       " (expected input, param, output or "
-                                       "arena)"));
+                                       " (expected input, param, output, "
+                                       "arena or derived)"));
     }
     const json::Value *offset = info.find("offset");
     const json::Value *name = info.find("name");
@@ -528,8 +532,16 @@ private:
 
   absl::Status readCall(const json::Value &info, const std::string &path,
                         CallInfo &call) {
-    SYNTH_RETURN_IF_ERROR(
-        checkKeys(info, path, {"kernel", "buffers", "flops", "bytes"}, {}));
+    SYNTH_RETURN_IF_ERROR(checkKeys(
+        info, path, {"kernel", "buffers", "flops", "bytes"}, {"once"}));
+    if (const json::Value *once = info.find("once")) {
+      if (!once->isBool()) {
+        return errors_.fail(
+            *once, childPath(path, "once"),
+            absl::StrCat("expected true or false, got ", describe(*once)));
+      }
+      call.once = once->asBool();
+    }
     SYNTH_RETURN_IF_ERROR(readString(*info.find("kernel"),
                                      childPath(path, "kernel"), call.kernel));
     const json::Value &buffers = *info.find("buffers");
@@ -931,6 +943,36 @@ private:
       if (call.flops < 0 || call.bytes < 0) {
         return errors_.fail(callPath, "flops and bytes must be non-negative");
       }
+      // A once-call sees only parameters and derived values, so running it
+      // once per parameter binding is exact.
+      for (size_t a = 0; call.once && a < call.buffers.size(); ++a) {
+        Storage storage = entry.buffers[call.buffers[a]].storage;
+        if (storage != Storage::Param && storage != Storage::Derived) {
+          return errors_.fail(
+              indexPath(argsPath, a),
+              absl::StrCat("a once call may only use param and derived "
+                           "buffers; buffer ",
+                           call.buffers[a], " is ", storageName(storage)));
+        }
+      }
+    }
+    // Derived buffers are written by once calls and nothing else.
+    for (size_t i = 0; i < entry.buffers.size(); ++i) {
+      if (entry.buffers[i].storage != Storage::Derived) {
+        continue;
+      }
+      bool byOnce = false;
+      for (const CallInfo &call : entry.calls) {
+        if (call.once &&
+            std::find(call.buffers.begin(), call.buffers.end(),
+                      static_cast<int64_t>(i)) != call.buffers.end()) {
+          byOnce = true;
+        }
+      }
+      if (!byOnce) {
+        return errors_.fail(indexPath(buffersPath, i),
+                            "a derived buffer must be computed by a once call");
+      }
     }
     // An output no kernel touches would come back as whatever the caller's
     // memory held: reject the plan instead.
@@ -1181,6 +1223,9 @@ std::string serializeManifest(const Manifest &manifest) {
       item.set("kernel", json::Value::string(call.kernel));
       item.set("buffers", shapeValue(call.buffers));
       item.set("flops", json::Value::integer(call.flops));
+      if (call.once) {
+        item.set("once", json::Value::boolean(true));
+      }
       item.set("bytes", json::Value::integer(call.bytes));
       calls.push(std::move(item));
     }

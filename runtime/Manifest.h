@@ -49,8 +49,11 @@ struct ParameterInfo {
   bool trainable = true;
 };
 
-enum class Storage { Input, Param, Output, Arena };
-/// "input", "param", "output", "arena".
+/// Derived buffers hold values computed from the parameters alone (e.g.
+/// softmax of a fixed random matrix) by calls marked `once`: they are
+/// computed on the first run after parameters are bound, then kept.
+enum class Storage { Input, Param, Output, Arena, Derived };
+/// "input", "param", "output", "arena", "derived".
 const char *storageName(Storage storage);
 
 struct BufferInfo {
@@ -74,6 +77,9 @@ struct CallInfo {
   std::vector<int64_t> buffers; ///< kernel arguments: inputs, then outputs
   int64_t flops = 0;
   int64_t bytes = 0;
+  /// Reads only param and derived buffers and writes derived ones: run once
+  /// per binding of the parameters, not on every run.
+  bool once = false;
 };
 
 /// One execution plan (entries.<name>).

@@ -58,6 +58,9 @@ int64_t kernelFlops(const KernelSpec &k) {
     case OpKind::Linear:
       flops += 2 * out.numel() * k.values[op.operands[0]].shape.back();
       break;
+    case OpKind::AttendProbs:
+      flops += 2 * out.numel() * k.values[op.operands[0]].shape[2];
+      break;
     case OpKind::FusedAttention: {
       const TensorSpec &v = k.values[op.values];
       int64_t b = v.shape[0], h = v.shape[1], m = v.shape[2], d = v.shape[3];
@@ -209,13 +212,23 @@ absl::StatusOr<rt::EntryInfo> planEntry(func::FuncOp func,
     }
     rt::CallInfo call;
     call.kernel = spec->name;
+    // A kernel that reads only parameters (and values derived from them)
+    // computes the same result on every run: run it once per parameter
+    // binding and keep its results (derived buffers) instead.
+    call.once = true;
     for (Value input : kernel.getInputs()) {
       call.buffers.push_back(bufferOf.lookup(input));
+      rt::Storage storage = entry.buffers[call.buffers.back()].storage;
+      call.once &=
+          storage == rt::Storage::Param || storage == rt::Storage::Derived;
     }
     for (auto [i, result] : llvm::enumerate(kernel.getResults())) {
       rt::BufferInfo info;
       if (offsets[i] < 0) {
         info.storage = rt::Storage::Output;
+        call.once = false;
+      } else if (call.once) {
+        info.storage = rt::Storage::Derived;
       } else {
         info.storage = rt::Storage::Arena;
         info.offset = offsets[i];

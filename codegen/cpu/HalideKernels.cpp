@@ -328,6 +328,47 @@ private:
     case OpKind::CrossEntropy:
       emitCrossEntropy(op, f);
       break;
+    case OpKind::AttentionProbs: {
+      // Row softmax of R[h, i, 0:N] with the causal mask; masked weights 0.
+      const TensorFunc &r = value(op.operands[0]);
+      int n = static_cast<int>(shape[2]);
+      RDom k(0, n, absl::StrCat("probs_k", op.result));
+      auto masked = [&](Expr row, Expr col) {
+        Expr s = at(r, {e[0], row, col});
+        return op.causal ? Halide::select(col <= row, s, kMaskedScore) : s;
+      };
+      Func rowMax(absl::StrCat("probs_max_", op.result));
+      define(rowMax, {v[0], v[1]}, Halide::maximum(masked(e[1], k)));
+      Expr mx = at(TensorFunc{rowMax, {}}, {e[0], e[1]});
+      Func denom(absl::StrCat("probs_sum_", op.result));
+      define(
+          denom, {v[0], v[1]},
+          Halide::sum(Halide::select(!op.causal || k <= e[1],
+                                     Halide::exp(masked(e[1], k) - mx), 0.0f)));
+      Expr weight = Halide::exp(masked(e[1], e[2]) - mx) /
+                    at(TensorFunc{denom, {}}, {e[0], e[1]});
+      define(f, v,
+             op.causal ? Halide::select(e[2] <= e[1], weight, 0.0f) : weight);
+      rowStats_.push_back({rowMax, f});
+      rowStats_.push_back({denom, f});
+      break;
+    }
+    case OpKind::AttendProbs: {
+      // out[b, h, i, :] = sum_j P[h, i, j] V[b, h, j, :], vectorized over the
+      // head dimension.
+      const TensorFunc &probs = value(op.operands[0]);
+      const TensorFunc &values = value(op.operands[1]);
+      RDom j(0, static_cast<int>(probs.dim(2)),
+             absl::StrCat("pv_j", op.result));
+      Func mm(absl::StrCat("pv_", op.result));
+      define(mm, v, 0.0f);
+      std::vector<Var> reversed(v.rbegin(), v.rend());
+      mm(reversed) +=
+          at(probs, {e[1], e[2], j}) * at(values, {e[0], e[1], j, e[3]});
+      define(f, v, at(TensorFunc{mm, shape}, e));
+      matmuls_.push_back({mm, f, j});
+      break;
+    }
     case OpKind::FusedAttention:
       emitAttention(op, f, v);
       break;
@@ -365,6 +406,10 @@ private:
       return "slice_rows";
     case OpKind::CacheUpdate:
       return "cache_update";
+    case OpKind::AttentionProbs:
+      return "attention_probs";
+    case OpKind::AttendProbs:
+      return "attend_probs";
     }
     return "op";
   }

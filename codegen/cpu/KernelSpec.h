@@ -45,6 +45,8 @@ enum class OpKind {
   FusedAttention,
   SliceRows,
   CacheUpdate,
+  AttentionProbs,
+  AttendProbs,
 };
 
 enum class ScoreKind { Dot, Dense, Random, FactorizedRandom, FactorizedDense };

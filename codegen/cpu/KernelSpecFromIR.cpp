@@ -149,6 +149,15 @@ absl::StatusOr<KernelSpec> describeKernel(mlir::synth::KernelOp kernel) {
               o.kind = OpKind::CacheUpdate;
               return absl::OkStatus();
             })
+            .Case([&](mlir::synth::AttentionProbsOp probs) {
+              o.kind = OpKind::AttentionProbs;
+              o.causal = probs.getCausal();
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::AttendProbsOp) {
+              o.kind = OpKind::AttendProbs;
+              return absl::OkStatus();
+            })
             .Case([&](mlir::synth::LayerNormOp ln) {
               o.kind = OpKind::LayerNorm;
               o.epsilon = ln.getEpsilon().convertToFloat();

@@ -746,6 +746,30 @@ func.func @f(%q: tensor<2x4x16x16xf32>, %v: tensor<2x4x16x16xf16>) {
   return
 }
 
+// -----
+
+func.func @f(%r: tensor<4x32x32xf32>) {
+  // expected-error@+1 {{sequence length N = 48 exceeds max_len L = 32}}
+  %0 = synth.attention_probs %r {max_len = 32 : i64} : (tensor<4x32x32xf32>) -> tensor<4x48x48xf32>
+  return
+}
+
+// -----
+
+func.func @f(%p: tensor<16x16xf32>, %v: tensor<2x4x16x8xf32>) {
+  // expected-error@+1 {{expected probs of rank 3 [heads, N, M], got [16, 16]}}
+  %0 = synth.attend_probs %p, %v : (tensor<16x16xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x16x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%p: tensor<4x16x16xf32>, %v: tensor<2x4x8x8xf32>) {
+  // expected-error@+1 {{expected values of shape [batch, heads, M, head_dim] = [?, 4, 16, ?], got [2, 4, 8, 8]}}
+  %0 = synth.attend_probs %p, %v : (tensor<4x16x16xf32>, tensor<2x4x8x8xf32>) -> tensor<2x4x16x8xf32>
+  return
+}
+
 //===----------------------------------------------------------------------===//
 // Decoding
 //===----------------------------------------------------------------------===//

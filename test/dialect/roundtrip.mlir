@@ -162,6 +162,15 @@ func.func @decoding(%pos: tensor<i32>, %r: tensor<4x32x32xf32>, %c: tensor<2x4x3
   return %row, %c2 : tensor<4x1x32xf32>, tensor<2x4x32x16xf32>
 }
 
+// CHECK-LABEL: func.func @fixed_attention
+func.func @fixed_attention(%r: tensor<4x32x32xf32>, %v: tensor<2x4x16x8xf32>) -> tensor<2x4x16x8xf32> {
+  // CHECK: %[[P:.*]] = synth.attention_probs %{{.*}} {causal, max_len = 32 : i64} : (tensor<4x32x32xf32>) -> tensor<4x16x16xf32>
+  %p = synth.attention_probs %r {causal, max_len = 32 : i64} : (tensor<4x32x32xf32>) -> tensor<4x16x16xf32>
+  // CHECK: synth.attend_probs %[[P]], %{{.*}} : (tensor<4x16x16xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x16x8xf32>
+  %o = synth.attend_probs %p, %v : (tensor<4x16x16xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x16x8xf32>
+  return %o : tensor<2x4x16x8xf32>
+}
+
 // CHECK-LABEL: func.func @training
 func.func @training(%p: tensor<64x64xbf16>, %g: tensor<64x64xbf16>, %m: tensor<64x64xf32>,
                     %v: tensor<64x64xf32>, %lr: tensor<f32>, %t: tensor<i64>)

@@ -136,6 +136,20 @@ int main(int argc, char **argv) {
       return 1;
     }
     auto got = (*session)->output(check.output);
+    // A second run skips the plan's once calls (values derived from the
+    // parameters alone, e.g. fixed random attention weights) and must give
+    // the same result, bit for bit.
+    if (absl::Status s = (*session)->run(options); !s.ok()) {
+      std::fprintf(stderr, "error: second run: %s\n",
+                   std::string(s.message()).c_str());
+      return 1;
+    }
+    auto again = (*session)->output(check.output);
+    if (!got.ok() || !again.ok() || got->bytes != again->bytes) {
+      std::fprintf(stderr, "error: %s: a second run gave different %s\n",
+                   check.entry, check.output);
+      return 1;
+    }
     const synth::Tensor *want = ref->find(check.refName);
     if (!got.ok() || !want) {
       std::fprintf(stderr, "error: missing %s\n", check.refName);

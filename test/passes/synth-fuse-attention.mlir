@@ -30,7 +30,7 @@ func.func @synthesized(%x: tensor<2x16x64xf32>, %w1: tensor<4x64x16xf32>, %b1: t
   %sd = synth.dense_scores %x, %w1, %b1, %w2, %b2 {max_len = 32 : i64}
       : (tensor<2x16x64xf32>, tensor<4x64x16xf32>, tensor<4x16xf32>, tensor<4x16x32xf32>, tensor<4x32xf32>) -> tensor<2x4x16x16xf32>
   %o1 = synth.attend %sd, %v : (tensor<2x4x16x16xf32>, tensor<2x4x16x16xf32>) -> tensor<2x4x16x16xf32>
-  %sr = synth.random_scores %r {max_len = 32 : i64, trainable = false} : (tensor<4x32x32xf32>) -> tensor<4x16x16xf32>
+  %sr = synth.random_scores %r {max_len = 32 : i64} : (tensor<4x32x32xf32>) -> tensor<4x16x16xf32>
   %o2 = synth.attend %sr, %v {causal} : (tensor<4x16x16xf32>, tensor<2x4x16x16xf32>) -> tensor<2x4x16x16xf32>
   %sf = synth.factorized_random_scores %r1, %r1 {max_len = 32 : i64} : (tensor<4x32x8xf32>, tensor<4x32x8xf32>) -> tensor<4x16x16xf32>
   %o3 = synth.attend %sf, %v : (tensor<4x16x16xf32>, tensor<2x4x16x16xf32>) -> tensor<2x4x16x16xf32>
@@ -69,4 +69,24 @@ func.func @not_fusable(%s: tensor<4x16x16xf32>, %v: tensor<2x4x16x16xf32>, %r: t
   %sr = synth.random_scores %r {max_len = 16 : i64} : (tensor<4x16x16xf32>) -> tensor<4x16x16xf32>
   %o2 = synth.attend %sr, %v : (tensor<4x16x16xf32>, tensor<2x4x16x16xf32>) -> tensor<2x4x16x16xf32>
   return %o, %o2, %sr : tensor<2x4x16x16xf32>, tensor<2x4x16x16xf32>, tensor<4x16x16xf32>
+}
+
+// -----
+
+// Fixed random attention without padding mask: its weights depend on R alone
+// and become attention_probs (computed once per parameter binding by the back
+// end) + attend_probs. Trainable R, or a key mask, keeps the fused op.
+// CHECK-LABEL: func.func @fixed_random
+// CHECK: %[[P:.*]] = synth.attention_probs %arg0 {causal, max_len = 16 : i64} : (tensor<4x16x16xf32>) -> tensor<4x8x8xf32>
+// CHECK: %[[O:.*]] = synth.attend_probs %[[P]], %arg1
+// CHECK: synth.fused_attention [#synth.score<random, max_len = 16 : i64>](%arg0) values %arg1 key_mask %arg2 {causal}
+// CHECK: synth.fused_attention [#synth.score<random, max_len = 16 : i64>](%arg0) values %arg1 {causal}
+func.func @fixed_random(%r: tensor<4x16x16xf32>, %v: tensor<2x4x8x4xf32>, %m: tensor<2x8xi1>)
+    -> (tensor<2x4x8x4xf32>, tensor<2x4x8x4xf32>, tensor<2x4x8x4xf32>) {
+  %s = synth.random_scores %r {max_len = 16 : i64, trainable = false} : (tensor<4x16x16xf32>) -> tensor<4x8x8xf32>
+  %o1 = synth.attend %s, %v {causal} : (tensor<4x8x8xf32>, tensor<2x4x8x4xf32>) -> tensor<2x4x8x4xf32>
+  %o2 = synth.attend %s, %v key_mask %m {causal} : (tensor<4x8x8xf32>, tensor<2x4x8x4xf32>, tensor<2x8xi1>) -> tensor<2x4x8x4xf32>
+  %t = synth.random_scores %r {max_len = 16 : i64} : (tensor<4x16x16xf32>) -> tensor<4x8x8xf32>
+  %o3 = synth.attend %t, %v {causal} : (tensor<4x8x8xf32>, tensor<2x4x8x4xf32>) -> tensor<2x4x8x4xf32>
+  return %o1, %o2, %o3 : tensor<2x4x8x4xf32>, tensor<2x4x8x4xf32>, tensor<2x4x8x4xf32>
 }

@@ -96,7 +96,7 @@ TEST(Manifest, EditsAreRejectedWithPositionAndPath) {
        "lie outside the arena of 1000 bytes"},
       {R"("storage": "arena")", R"("storage": "heap")", R"("heap")", 0,
        "entries.forward.buffers[3].storage: unknown storage \"heap\" (expected "
-       "input, param, output or arena)"},
+       "input, param, output, arena or derived)"},
       {R"("shape": [2, 8], "dtype": "I32")",
        R"("shape": [2, 8], "dtype": "F16")", R"("F16")", 0,
        "entries.forward.buffers[0].dtype: unsupported dtype \"F16\" (an "

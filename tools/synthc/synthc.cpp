@@ -1,19 +1,22 @@
 //===- synthc.cpp - the synthc compiler driver ----------------------------===//
 //
 //   synthc MODEL.json --emit=synth|kernels|halide [--batch=B] [--seq-len=N]
+//   synthc MODEL.json --emit=gpu|nvvm|ptx [--gpu-arch=sm_80|sm_90a]
 //   synthc MODEL.json --target=cpu [--cpu=portable|host] -o model.synth
+//   synthc MODEL.json --target=cuda [--gpu-arch=sm_80|sm_90a] -o model.synth
 //   synthc MODEL.json --emit=weights -o FILE.safetensors
 //   synthc --stats MODEL.json [--seq-len=N]
 //
 // Reads and validates a model description, then prints its synth IR (as
 // built, or after the CPU kernel pipeline), the kernels' lowered Halide
-// statements, compiles an artifact, writes initial weights, or prints the
-// parameter table and FLOPs. Errors go to stderr with exit code 1 (bad input)
-// or 2 (bad command line).
+// statements or the CUDA back end's stages, compiles an artifact, writes
+// initial weights, or prints the parameter table and FLOPs. Errors go to stderr
+// with exit code 1 (bad input) or 2 (bad command line).
 //
 //===----------------------------------------------------------------------===//
 
 #include "codegen/cpu/CpuArtifact.h"
+#include "codegen/cuda/CudaArtifact.h"
 #include "frontend/ModelBuilder.h"
 #include "frontend/ModelConfig.h"
 #include "frontend/Parameters.h"
@@ -38,15 +41,22 @@ namespace {
 
 constexpr const char *kUsage = R"(usage:
   synthc MODEL.json [--emit=synth|kernels|halide] [--batch=B] [--seq-len=N] [--src-len=S] [--tgt-len=T] [-o FILE]
+  synthc MODEL.json --emit=gpu|nvvm|ptx [--gpu-arch=sm_80|sm_90a] [--batch=B] [--seq-len=N] [-o FILE]
   synthc MODEL.json --target=cpu [--cpu=portable|host] [--batch=B] [--seq-len=N] -o model.synth
+  synthc MODEL.json --target=cuda [--gpu-arch=sm_80|sm_90a] [--batch=B] [--seq-len=N] -o model.synth
   synthc MODEL.json --emit=weights -o FILE.safetensors
   synthc --stats MODEL.json [--seq-len=N]
 
   --emit=synth     print the model's synth IR (functions `forward` and `loss`); the default
   --emit=kernels   print the IR after the CPU kernel pipeline (fusion, kernels, memory plan)
   --emit=halide    print every kernel's lowered Halide statement
+  --emit=gpu       print the CUDA back end's kernels in the gpu dialect (one gpu.module per kernel)
+  --emit=nvvm      print them lowered to the NVVM and LLVM dialects
+  --emit=ptx       print every kernel's PTX
   --emit=weights   write the initial weights (from the description's seed) as safetensors
   --target=cpu     compile an artifact directory (manifest.json, kernels.so, weights.safetensors)
+  --target=cuda    compile a CUDA artifact (manifest.json, PTX and, with ptxas, cubin per kernel, weights)
+  --gpu-arch=A     the GPU for --target=cuda and --emit=gpu|nvvm|ptx: sm_80 or sm_90a (default)
   --cpu=portable   kernels for AVX-512, AVX2 and SSE4.1 with run-time dispatch (default); --cpu=host: this machine only
   --stats          print every parameter tensor, the totals and FLOPs per token
   --batch=B        batch size of the generated functions (default 1)
@@ -59,6 +69,7 @@ struct Options {
   std::string model;
   std::string emit = "synth";
   std::string target;
+  std::string gpuArch = "sm_90a";
   bool hostOnly = false;
   bool stats = false;
   std::string output;
@@ -118,19 +129,29 @@ int parseOptions(int argc, char **argv, Options &options) {
     }
     if (auto emit = value("--emit")) {
       if (*emit != "synth" && *emit != "weights" && *emit != "kernels" &&
-          *emit != "halide") {
-        return usageError("unknown --emit=" + *emit +
-                          " (expected synth, kernels, halide or weights)");
+          *emit != "halide" && *emit != "gpu" && *emit != "nvvm" &&
+          *emit != "ptx") {
+        return usageError(
+            "unknown --emit=" + *emit +
+            " (expected synth, kernels, halide, gpu, nvvm, ptx or weights)");
       }
       options.emit = *emit;
       continue;
     }
     if (auto target = value("--target")) {
-      if (*target != "cpu") {
+      if (*target != "cpu" && *target != "cuda") {
         return usageError("unknown --target=" + *target +
-                          " (expected cpu; cuda is not built yet)");
+                          " (expected cpu or cuda)");
       }
       options.target = *target;
+      continue;
+    }
+    if (auto arch = value("--gpu-arch")) {
+      if (!synth::cuda::isSupportedArch(*arch)) {
+        return usageError("unknown --gpu-arch=" + *arch + " (expected " +
+                          synth::cuda::supportedArchs() + ")");
+      }
+      options.gpuArch = *arch;
       continue;
     }
     if (auto cpu = value("--cpu")) {
@@ -177,7 +198,8 @@ int parseOptions(int argc, char **argv, Options &options) {
     return usageError("--emit=weights needs -o FILE.safetensors");
   }
   if (!options.target.empty() && options.output.empty()) {
-    return usageError("--target=cpu needs -o DIRECTORY (the artifact)");
+    return usageError("--target=" + options.target +
+                      " needs -o DIRECTORY (the artifact)");
   }
   return 0;
 }
@@ -240,8 +262,10 @@ int main(int argc, char **argv) {
   if (!module.ok()) {
     return fail(options.model + ": " + std::string(module.status().message()));
   }
+  bool cudaStage =
+      options.emit == "gpu" || options.emit == "nvvm" || options.emit == "ptx";
   bool kernels = options.emit == "kernels" || options.emit == "halide" ||
-                 !options.target.empty();
+                 cudaStage || !options.target.empty();
   if (kernels) {
     mlir::PassManager pm(&context);
     mlir::synth::buildCpuKernelPipeline(pm);
@@ -256,6 +280,18 @@ int main(int argc, char **argv) {
                   : absl::StatusOr<synth::json::Value>(text.status());
     if (!description.ok()) {
       return fail(std::string(description.status().message()));
+    }
+    if (options.target == "cuda") {
+      synth::cuda::CudaArtifactOptions artifact;
+      artifact.output = options.output;
+      artifact.target.arch = options.gpuArch;
+      artifact.model = *description;
+      absl::Status written = synth::cuda::writeCudaArtifact(
+          **module, table, config->seed, artifact);
+      if (!written.ok()) {
+        return fail(std::string(written.message()));
+      }
+      return 0;
     }
     synth::cpu::CpuArtifactOptions artifact;
     artifact.output = options.output;
@@ -276,6 +312,15 @@ int main(int argc, char **argv) {
       return fail(std::string(statements.status().message()));
     }
     text = *statements;
+  } else if (cudaStage) {
+    synth::cuda::CudaTarget target;
+    target.arch = options.gpuArch;
+    absl::StatusOr<std::string> stage =
+        synth::cuda::emitCudaStage(**module, options.emit, target);
+    if (!stage.ok()) {
+      return fail(std::string(stage.status().message()));
+    }
+    text = *stage;
   } else {
     llvm::raw_string_ostream os(text);
     (**module)->print(os);

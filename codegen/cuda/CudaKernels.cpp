@@ -1,0 +1,1228 @@
+//===- CudaKernels.cpp - synth.kernel -> gpu.func (stage 1) ---------------===//
+//
+// Every synth.kernel is an anchor op followed by a chain of pointwise
+// epilogue ops (bias, activation, residual add, head split/merge). Each
+// becomes one gpu.func on memrefs, written with scf/arith/math/memref and an
+// explicit mapping to blocks and threads, chosen per anchor:
+//   pointwise        one thread per element, 256 threads per block
+//   linear           64x64 output tile per block of 16x16 threads, 4x4
+//                    outputs per thread in registers, A/B tiles of 16 along
+//                    the reduction staged in shared memory
+//   layer_norm       one warp per row (4 rows per block), shuffle reductions
+//   mean_pool        one thread per output element
+//   cross_entropy    one block; per-thread partial sums (f64) reduced in
+//                    shared memory
+//   fused_attention  flash style: one block per (query tile, head, batch);
+//                    key/value tiles staged in shared memory; scores of one
+//                    tile in shared memory; running max, sum and output
+//                    columns in registers (loop-carried scalars); causal
+//                    blocks stop after their last visible key tile
+// The epilogue is applied to each computed element on its way to memory, so
+// no intermediate of a kernel is written to global memory.
+//
+//===----------------------------------------------------------------------===//
+
+#include "codegen/cuda/CudaCodegen.h"
+
+#include "dialect/SynthOps.h"
+
+#include "absl/strings/str_cat.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/Builders.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cmath>
+#include <functional>
+
+namespace synth::cuda {
+
+using namespace mlir;
+
+namespace {
+
+/// Masked scores: far below any real score, yet finite, so that differences
+/// of masked scores never produce NaN (as the CPU back end).
+constexpr float kMaskedScore = -1e30f;
+/// Attention tiling: queries per block, keys per tile.
+constexpr int64_t kQueryTile = 16;
+constexpr int64_t kKeyTile = 32;
+/// Static shared memory per block without opting in to more.
+constexpr int64_t kMaxSharedBytes = 48 * 1024;
+
+std::string where(Operation *op) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << op->getName() << " at " << op->getLoc();
+  return text;
+}
+
+absl::Status unsupported(Operation *op, const std::string &why) {
+  return absl::UnimplementedError(
+      absl::StrCat("CUDA back end: ", where(op), ": ", why));
+}
+
+int64_t product(ArrayRef<int64_t> shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    n *= d;
+  }
+  return n;
+}
+
+ArrayRef<int64_t> shapeOf(Value v) {
+  return cast<RankedTensorType>(v.getType()).getShape();
+}
+
+/// The memref a kernel argument of tensor type `type` is passed as: same
+/// shape, f32/i32 as is, i1 masks as bytes (docs/artifact-format.md).
+FailureOr<MemRefType> bufferType(Type type) {
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  if (!tensor || !tensor.hasStaticShape()) {
+    return failure();
+  }
+  Type element = tensor.getElementType();
+  if (element.isInteger(1)) {
+    element = IntegerType::get(type.getContext(), 8);
+  } else if (!element.isF32() && !element.isInteger(32)) {
+    return failure();
+  }
+  return MemRefType::get(tensor.getShape(), element);
+}
+
+//===----------------------------------------------------------------------===//
+// Emitter: arithmetic and control flow on one OpBuilder, short to read.
+//===----------------------------------------------------------------------===//
+
+class Emitter {
+public:
+  Emitter(OpBuilder &b, Location loc) : b(b), loc(loc) {}
+
+  OpBuilder &b;
+  Location loc;
+
+  Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value f32(double v) {
+    return arith::ConstantOp::create(b, loc,
+                                     b.getF32FloatAttr(static_cast<float>(v)));
+  }
+  Value f64(double v) {
+    return arith::ConstantOp::create(b, loc, b.getF64FloatAttr(v));
+  }
+  Value i32(int64_t v) {
+    return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
+  }
+
+  // Index arithmetic (indices are never negative here: unsigned div/rem).
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
+  Value add(Value x, int64_t y) { return add(x, idx(y)); }
+  Value mul(Value x, int64_t y) {
+    return arith::MulIOp::create(b, loc, x, idx(y));
+  }
+  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
+  Value div(Value x, int64_t y) {
+    return arith::DivUIOp::create(b, loc, x, idx(y));
+  }
+  Value rem(Value x, int64_t y) {
+    return arith::RemUIOp::create(b, loc, x, idx(y));
+  }
+  Value minI(Value x, int64_t y) {
+    return arith::MinUIOp::create(b, loc, x, idx(y));
+  }
+  Value lt(Value x, int64_t y) { return lt(x, idx(y)); }
+  Value lt(Value x, Value y) {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, x, y);
+  }
+  Value le(Value x, Value y) {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, x, y);
+  }
+  Value andI(Value x, Value y) { return arith::AndIOp::create(b, loc, x, y); }
+  /// ceil(x / y) for index x.
+  Value ceilDiv(Value x, int64_t y) { return div(add(x, y - 1), y); }
+
+  // Float arithmetic.
+  Value fadd(Value x, Value y) { return arith::AddFOp::create(b, loc, x, y); }
+  Value fsub(Value x, Value y) { return arith::SubFOp::create(b, loc, x, y); }
+  Value fmul(Value x, Value y) { return arith::MulFOp::create(b, loc, x, y); }
+  Value fdiv(Value x, Value y) { return arith::DivFOp::create(b, loc, x, y); }
+  Value fmax(Value x, Value y) {
+    return arith::MaxNumFOp::create(b, loc, x, y);
+  }
+  Value fma(Value x, Value y, Value acc) {
+    return math::FmaOp::create(b, loc, x, y, acc);
+  }
+  Value fgt(Value x, Value y) {
+    return arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, x, y);
+  }
+  Value exp(Value x) { return math::ExpOp::create(b, loc, x); }
+  Value select(Value c, Value x, Value y) {
+    return arith::SelectOp::create(b, loc, c, x, y);
+  }
+  Value toIndex(Value i32Value) {
+    return arith::IndexCastOp::create(b, loc, b.getIndexType(), i32Value);
+  }
+
+  Value load(Value memref, ValueRange indices) {
+    return memref::LoadOp::create(b, loc, memref, indices);
+  }
+  void store(Value v, Value memref, ValueRange indices) {
+    memref::StoreOp::create(b, loc, v, memref, indices);
+  }
+
+  Value threadId() {
+    return gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+  }
+  Value blockId(gpu::Dimension d) { return gpu::BlockIdOp::create(b, loc, d); }
+  void barrier() { gpu::BarrierOp::create(b, loc); }
+
+  /// scf.for lb..ub step with loop-carried `inits`; `body` returns the next
+  /// values. Returns the loop's results.
+  SmallVector<Value>
+  loop(Value lb, Value ub, int64_t step, ValueRange inits,
+       const std::function<SmallVector<Value>(Value, ValueRange)> &body) {
+    auto forOp = scf::ForOp::create(b, loc, lb, ub, idx(step), inits);
+    OpBuilder::InsertionGuard guard(b);
+    Block *block = forOp.getBody();
+    if (!block->empty()) {
+      block->getTerminator()->erase();
+    }
+    b.setInsertionPointToEnd(block);
+    SmallVector<Value> next =
+        body(forOp.getInductionVar(), forOp.getRegionIterArgs());
+    scf::YieldOp::create(b, loc, next);
+    return SmallVector<Value>(forOp.getResults());
+  }
+  void loop(Value lb, Value ub, int64_t step,
+            const std::function<void(Value)> &body) {
+    loop(lb, ub, step, {}, [&](Value iv, ValueRange) {
+      body(iv);
+      return SmallVector<Value>();
+    });
+  }
+  /// for (e = tid; e < count; e += threads): cooperative loops of a block.
+  void strided(Value tid, int64_t count, int64_t threads,
+               const std::function<void(Value)> &body) {
+    loop(tid, idx(count), threads, body);
+  }
+
+  void ifThen(Value cond, const std::function<void()> &body) {
+    auto ifOp = scf::IfOp::create(b, loc, cond, /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    body();
+  }
+
+  /// Row-major unflattening of a linear index over `shape`.
+  SmallVector<Value> unflatten(Value linear, ArrayRef<int64_t> shape) {
+    SmallVector<Value> out(shape.size());
+    for (int i = static_cast<int>(shape.size()) - 1; i >= 0; --i) {
+      out[i] = i == 0 ? linear : rem(linear, shape[i]);
+      if (i > 0) {
+        linear = div(linear, shape[i]);
+      }
+    }
+    return out;
+  }
+
+  /// Butterfly max over the 32 lanes of a warp.
+  Value warpMax(Value v) {
+    for (int offset = 16; offset >= 1; offset /= 2) {
+      auto shuffle =
+          gpu::ShuffleOp::create(b, loc, v, offset, 32, gpu::ShuffleMode::XOR);
+      v = fmax(v, shuffle.getShuffleResult());
+    }
+    return v;
+  }
+
+  /// Butterfly sum over the 32 lanes of a warp (every lane gets the total).
+  Value warpSum(Value v) {
+    for (int offset = 16; offset >= 1; offset /= 2) {
+      auto shuffle =
+          gpu::ShuffleOp::create(b, loc, v, offset, 32, gpu::ShuffleMode::XOR);
+      v = fadd(v, shuffle.getShuffleResult());
+    }
+    return v;
+  }
+};
+
+/// An element on its way to memory: its value and row-major index in the
+/// shape of the op that produced it.
+struct Element {
+  Value value;
+  SmallVector<Value> index;
+};
+
+//===----------------------------------------------------------------------===//
+// KernelLowering: one synth.kernel -> one gpu.func
+//===----------------------------------------------------------------------===//
+
+class KernelLowering {
+public:
+  KernelLowering(mlir::synth::KernelOp kernel, OpBuilder &b)
+      : kernel_(kernel), b_(b), e_(b, kernel.getLoc()) {}
+
+  absl::StatusOr<LaunchInfo> run(gpu::GPUModuleOp module) {
+    Block &body = kernel_.getBody().front();
+    if (body.without_terminator().empty()) {
+      return unsupported(kernel_, "empty kernel");
+    }
+    anchor_ = &body.front();
+    info_.name = kernel_.getKernelName().str();
+    info_.anchor = anchor_->getName().stripDialect().str();
+    // The chain: each op after the anchor consumes the previous op's result.
+    Value previous = anchor_->getResult(0);
+    for (Operation &op : llvm::drop_begin(body.without_terminator())) {
+      if (op.getNumResults() != 1 ||
+          !llvm::is_contained(op.getOperands(), previous)) {
+        return unsupported(&op, "kernel " + info_.name +
+                                    ": only a chain of pointwise ops may "
+                                    "follow the kernel's first op");
+      }
+      chain_.push_back(&op);
+      previous = op.getResult(0);
+    }
+    Operation *terminator = body.getTerminator();
+    if (terminator->getNumOperands() != 1 ||
+        terminator->getOperand(0) != previous) {
+      return unsupported(terminator,
+                         "kernel " + info_.name +
+                             ": expected one result, the chain's last value");
+    }
+
+    // Signature: every input, then the output, as memrefs.
+    SmallVector<Type> args;
+    for (BlockArgument arg : body.getArguments()) {
+      FailureOr<MemRefType> type = bufferType(arg.getType());
+      if (failed(type)) {
+        return unsupported(kernel_, "input #" +
+                                        std::to_string(arg.getArgNumber()) +
+                                        " is not a static f32/i32/i1 tensor");
+      }
+      args.push_back(*type);
+    }
+    FailureOr<MemRefType> outType = bufferType(previous.getType());
+    if (failed(outType)) {
+      return unsupported(kernel_, "the result is not a static f32 tensor");
+    }
+    args.push_back(*outType);
+
+    OpBuilder::InsertionGuard guard(b_);
+    b_.setInsertionPointToStart(module.getBody());
+    // Shared memory is declared per anchor before the function is built.
+    if (absl::Status s = planShared(); !s.ok()) {
+      return s;
+    }
+    SmallVector<Type> shared;
+    for (const SharedBuffer &buffer : shared_) {
+      shared.push_back(MemRefType::get(
+          buffer.shape, buffer.element, MemRefLayoutAttrInterface{},
+          gpu::AddressSpaceAttr::get(b_.getContext(),
+                                     gpu::AddressSpace::Workgroup)));
+      info_.sharedBytes +=
+          product(buffer.shape) * (buffer.element.getIntOrFloatBitWidth() / 8);
+    }
+    if (info_.sharedBytes > kMaxSharedBytes) {
+      return unsupported(anchor_, absl::StrCat("kernel ", info_.name, " needs ",
+                                               info_.sharedBytes,
+                                               " bytes of shared memory (at "
+                                               "most 49152 supported)"));
+    }
+    func_ = gpu::GPUFuncOp::create(b_, kernel_.getLoc(), info_.name,
+                                   b_.getFunctionType(args, {}), shared,
+                                   TypeRange{});
+    func_->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b_.getUnitAttr());
+    Block &entry = func_.getBody().front();
+    b_.setInsertionPointToStart(&entry);
+    for (BlockArgument arg : body.getArguments()) {
+      buffers_[arg] = func_.getArgument(arg.getArgNumber());
+    }
+    output_ = func_.getArgument(body.getNumArguments());
+    for (auto [i, buffer] : llvm::enumerate(shared_)) {
+      shared_[i].memref = func_.getWorkgroupAttributions()[i];
+    }
+
+    if (absl::Status s = emitAnchor(); !s.ok()) {
+      return s;
+    }
+    gpu::ReturnOp::create(b_, kernel_.getLoc());
+    func_.setKnownBlockSizeAttr(
+        b_.getDenseI32ArrayAttr({static_cast<int32_t>(info_.block[0]),
+                                 static_cast<int32_t>(info_.block[1]),
+                                 static_cast<int32_t>(info_.block[2])}));
+    return info_;
+  }
+
+private:
+  struct SharedBuffer {
+    std::string name;
+    SmallVector<int64_t> shape;
+    Type element;
+    Value memref;
+  };
+
+  mlir::synth::KernelOp kernel_;
+  OpBuilder &b_;
+  Emitter e_;
+  Operation *anchor_ = nullptr;
+  SmallVector<Operation *> chain_;
+  LaunchInfo info_;
+  gpu::GPUFuncOp func_;
+  DenseMap<Value, Value> buffers_;
+  Value output_;
+  SmallVector<SharedBuffer> shared_;
+
+  Value buffer(Value synthValue) { return buffers_.lookup(synthValue); }
+
+  int addShared(const std::string &name, ArrayRef<int64_t> shape,
+                Type element) {
+    shared_.push_back({name, SmallVector<int64_t>(shape), element, Value()});
+    return static_cast<int>(shared_.size()) - 1;
+  }
+  Value shared(int id) { return shared_[id].memref; }
+
+  //===--------------------------------------------------------------------===//
+  // Pointwise ops: the epilogue chain (and pointwise anchors)
+  //===--------------------------------------------------------------------===//
+
+  static bool isPointwise(Operation *op) {
+    return isa<mlir::synth::ReluOp, mlir::synth::GeluOp, mlir::synth::AddOp,
+               mlir::synth::AddPositionsOp, mlir::synth::SplitHeadsOp,
+               mlir::synth::MergeHeadsOp>(op);
+  }
+
+  /// Applies pointwise `op` to `in`, the element of its operand `from`.
+  FailureOr<Element> pointwise(Operation *op, Value from, Element in) {
+    Element out = in;
+    if (isa<mlir::synth::ReluOp>(op)) {
+      out.value = e_.fmax(in.value, e_.f32(0.0));
+    } else if (auto gelu = dyn_cast<mlir::synth::GeluOp>(op)) {
+      Value x = in.value;
+      Value half = e_.fmul(e_.f32(0.5), x);
+      Value inner;
+      if (gelu.getApproximation() == mlir::synth::GeluApproximation::Tanh) {
+        Value cube = e_.fmul(e_.fmul(x, x), x);
+        Value arg = e_.fmul(e_.f32(0.7978845608028654),
+                            e_.fma(e_.f32(0.044715), cube, x));
+        inner = math::TanhOp::create(b_, e_.loc, arg);
+      } else {
+        inner = math::ErfOp::create(b_, e_.loc,
+                                    e_.fmul(x, e_.f32(0.7071067811865476)));
+      }
+      out.value = e_.fmul(half, e_.fadd(e_.f32(1.0), inner));
+    } else if (isa<mlir::synth::AddOp>(op)) {
+      Value other =
+          op->getOperand(0) == from ? op->getOperand(1) : op->getOperand(0);
+      if (!buffer(other)) {
+        return failure();
+      }
+      out.value = e_.fadd(in.value, e_.load(buffer(other), in.index));
+    } else if (auto positions = dyn_cast<mlir::synth::AddPositionsOp>(op)) {
+      if (positions.getOffset() || from != positions.getInput() ||
+          !buffer(positions.getTable())) {
+        return failure();
+      }
+      out.value = e_.fadd(in.value, e_.load(buffer(positions.getTable()),
+                                            {in.index[1], in.index[2]}));
+    } else if (isa<mlir::synth::SplitHeadsOp>(op)) {
+      // [b, n, H*d] -> [b, H, n, d]
+      int64_t d = shapeOf(op->getResult(0))[3];
+      out.index = {in.index[0], e_.div(in.index[2], d), in.index[1],
+                   e_.rem(in.index[2], d)};
+    } else if (isa<mlir::synth::MergeHeadsOp>(op)) {
+      // [b, H, n, d] -> [b, n, H*d]
+      int64_t d = shapeOf(op->getOperand(0))[3];
+      out.index = {in.index[0], in.index[2],
+                   e_.add(e_.mul(in.index[1], d), in.index[3])};
+    } else {
+      return failure();
+    }
+    return out;
+  }
+
+  /// Runs the chain on an element of the anchor's result and stores it.
+  absl::Status finish(Element element) {
+    Value from = anchor_->getResult(0);
+    for (Operation *op : chain_) {
+      FailureOr<Element> next = pointwise(op, from, element);
+      if (failed(next)) {
+        return unsupported(op, "not supported in a kernel's epilogue");
+      }
+      element = *next;
+      from = op->getResult(0);
+    }
+    e_.store(element.value, output_, element.index);
+    return absl::OkStatus();
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Anchors
+  //===--------------------------------------------------------------------===//
+
+  absl::Status planShared() {
+    if (isa<mlir::synth::LinearOp>(anchor_)) {
+      // x tile stored transposed; one padding column avoids bank conflicts.
+      addShared("a_tile", {kLinearK, kLinearTile + 1}, b_.getF32Type());
+      addShared("b_tile", {kLinearK, kLinearTile}, b_.getF32Type());
+    } else if (isa<mlir::synth::CrossEntropyOp>(anchor_)) {
+      addShared("loss_partial", {kReduceThreads}, b_.getF64Type());
+      addShared("count_partial", {kReduceThreads}, b_.getF64Type());
+    } else if (auto attention =
+                   dyn_cast<mlir::synth::FusedAttentionOp>(anchor_)) {
+      return planAttentionShared(attention);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status emitAnchor() {
+    Operation *op = anchor_;
+    if (auto linear = dyn_cast<mlir::synth::LinearOp>(op)) {
+      return emitLinear(linear);
+    }
+    if (auto norm = dyn_cast<mlir::synth::LayerNormOp>(op)) {
+      return emitLayerNorm(norm);
+    }
+    if (auto pool = dyn_cast<mlir::synth::MeanPoolOp>(op)) {
+      return emitMeanPool(pool);
+    }
+    if (auto ce = dyn_cast<mlir::synth::CrossEntropyOp>(op)) {
+      return emitCrossEntropy(ce);
+    }
+    if (auto attention = dyn_cast<mlir::synth::FusedAttentionOp>(op)) {
+      return emitAttention(attention);
+    }
+    if (auto embedding = dyn_cast<mlir::synth::EmbeddingOp>(op)) {
+      return emitEmbedding(embedding);
+    }
+    if (auto probs = dyn_cast<mlir::synth::AttentionProbsOp>(op)) {
+      return emitAttentionProbs(probs);
+    }
+    if (auto attend = dyn_cast<mlir::synth::AttendProbsOp>(op)) {
+      return emitAttendProbs(attend);
+    }
+    if (isPointwise(op)) {
+      return emitPointwise(op);
+    }
+    return unsupported(op, "no CUDA kernel for this op (standalone score ops "
+                           "and attend must go through synth-fuse-attention)");
+  }
+
+  static constexpr int64_t kPointwiseThreads = 256;
+
+  /// One thread per element of `shape`; `body` receives the index.
+  void elementGrid(ArrayRef<int64_t> shape,
+                   const std::function<void(SmallVector<Value>)> &body) {
+    int64_t total = product(shape);
+    info_.block = {kPointwiseThreads, 1, 1};
+    info_.grid = {(total + kPointwiseThreads - 1) / kPointwiseThreads, 1, 1};
+    Value linear =
+        e_.add(e_.mul(e_.blockId(gpu::Dimension::x), kPointwiseThreads),
+               e_.threadId());
+    e_.ifThen(e_.lt(linear, total), [&] { body(e_.unflatten(linear, shape)); });
+  }
+
+  /// A pointwise anchor: one thread per element of its first operand.
+  absl::Status emitPointwise(Operation *op) {
+    Value source = op->getOperand(0);
+    if (!buffer(source)) {
+      return unsupported(op, "operand defined outside the kernel");
+    }
+    absl::Status status;
+    elementGrid(shapeOf(source), [&](SmallVector<Value> index) {
+      Element in{e_.load(buffer(source), index), index};
+      FailureOr<Element> out = pointwise(op, source, in);
+      if (failed(out)) {
+        status = unsupported(op, "unsupported operands");
+        return;
+      }
+      // The anchor's own result is `out`; the chain continues from it.
+      status = finish(*out);
+    });
+    return status;
+  }
+
+  /// Token ids outside [0, vocab) are clamped (the CPU back end reports them;
+  /// a device-side error flag is future work).
+  absl::Status emitEmbedding(mlir::synth::EmbeddingOp op) {
+    ArrayRef<int64_t> shape = shapeOf(op.getResult());
+    int64_t vocab = shapeOf(op.getTable())[0];
+    absl::Status status;
+    elementGrid(shape, [&](SmallVector<Value> index) {
+      SmallVector<Value> idIndex(index.begin(), index.end() - 1);
+      Value id = e_.toIndex(e_.load(buffer(op.getIds()), idIndex));
+      // Unsigned min also maps negative ids (huge as unsigned) to vocab - 1.
+      Value row = e_.minI(id, vocab - 1);
+      Value v = e_.load(buffer(op.getTable()), {row, index.back()});
+      status = finish({v, index});
+    });
+    return status;
+  }
+
+  // linear: C[M, N] = A[M, K] W[K, N] (+ bias), W^T when transpose_weight.
+  static constexpr int64_t kLinearTile = 64;    // output rows/cols per block
+  static constexpr int64_t kLinearK = 16;       // reduction step
+  static constexpr int64_t kLinearThreads = 16; // threads per block dim
+  static constexpr int64_t kLinearPerThread = kLinearTile / kLinearThreads;
+
+  absl::Status emitLinear(mlir::synth::LinearOp op) {
+    ArrayRef<int64_t> xShape = shapeOf(op.getInput());
+    ArrayRef<int64_t> leading = xShape.drop_back();
+    int64_t k = xShape.back();
+    int64_t m = product(leading);
+    int64_t n = shapeOf(op.getResult()).back();
+    bool transposed = op.getTransposeWeight();
+    constexpr int64_t threads = kLinearThreads * kLinearThreads;
+    info_.block = {threads, 1, 1};
+    info_.grid = {(n + kLinearTile - 1) / kLinearTile,
+                  (m + kLinearTile - 1) / kLinearTile, 1};
+    Value x = buffer(op.getInput()), w = buffer(op.getWeight());
+    Value aTile = shared(0), bTile = shared(1);
+    Value tid = e_.threadId();
+    Value tx = e_.rem(tid, kLinearThreads), ty = e_.div(tid, kLinearThreads);
+    Value n0 = e_.mul(e_.blockId(gpu::Dimension::x), kLinearTile);
+    Value m0 = e_.mul(e_.blockId(gpu::Dimension::y), kLinearTile);
+    Value zero = e_.f32(0.0);
+    // Out-of-range rows/columns load clamped addresses and contribute 0.
+    auto loadX = [&](Value row, Value kk) {
+      Value valid = e_.andI(e_.lt(row, m), e_.lt(kk, k));
+      SmallVector<Value> index = e_.unflatten(e_.minI(row, m - 1), leading);
+      index.push_back(e_.minI(kk, k - 1));
+      return e_.select(valid, e_.load(x, index), zero);
+    };
+    auto loadW = [&](Value kk, Value col) {
+      Value valid = e_.andI(e_.lt(kk, k), e_.lt(col, n));
+      Value kc = e_.minI(kk, k - 1), cc = e_.minI(col, n - 1);
+      Value v = transposed ? e_.load(w, {cc, kc}) : e_.load(w, {kc, cc});
+      return e_.select(valid, v, zero);
+    };
+    constexpr int64_t outputs = kLinearPerThread * kLinearPerThread;
+    SmallVector<Value> inits(outputs, zero);
+    int64_t kTiles = (k + kLinearK - 1) / kLinearK;
+    SmallVector<Value> acc = e_.loop(
+        e_.idx(0), e_.idx(kTiles), 1, inits, [&](Value kt, ValueRange carried) {
+          Value k0 = e_.mul(kt, kLinearK);
+          // Stage a 64 x 16 tile of x (transposed) and a 16 x 64 tile of W.
+          for (int64_t step = 0; step < kLinearTile * kLinearK / threads;
+               ++step) {
+            Value flat = e_.add(tid, step * threads);
+            Value ml = e_.div(flat, kLinearK), kl = e_.rem(flat, kLinearK);
+            e_.store(loadX(e_.add(m0, ml), e_.add(k0, kl)), aTile, {kl, ml});
+            Value kb = e_.div(flat, kLinearTile),
+                  nl = e_.rem(flat, kLinearTile);
+            e_.store(loadW(e_.add(k0, kb), e_.add(n0, nl)), bTile, {kb, nl});
+          }
+          e_.barrier();
+          SmallVector<Value> next = e_.loop(
+              e_.idx(0), e_.idx(kLinearK), 1, carried,
+              [&](Value kk, ValueRange sums) {
+                SmallVector<Value> as, bs, out;
+                for (int64_t r = 0; r < kLinearPerThread; ++r) {
+                  as.push_back(
+                      e_.load(aTile, {kk, e_.add(ty, r * kLinearThreads)}));
+                  bs.push_back(
+                      e_.load(bTile, {kk, e_.add(tx, r * kLinearThreads)}));
+                }
+                for (int64_t r = 0; r < kLinearPerThread; ++r) {
+                  for (int64_t c = 0; c < kLinearPerThread; ++c) {
+                    out.push_back(
+                        e_.fma(as[r], bs[c], sums[r * kLinearPerThread + c]));
+                  }
+                }
+                return out;
+              });
+          e_.barrier();
+          return next;
+        });
+    absl::Status status;
+    for (int64_t r = 0; r < kLinearPerThread; ++r) {
+      for (int64_t c = 0; c < kLinearPerThread; ++c) {
+        Value row = e_.add(m0, e_.add(ty, r * kLinearThreads));
+        Value col = e_.add(n0, e_.add(tx, c * kLinearThreads));
+        e_.ifThen(e_.andI(e_.lt(row, m), e_.lt(col, n)), [&] {
+          Value v = acc[r * kLinearPerThread + c];
+          if (op.getBias()) {
+            v = e_.fadd(v, e_.load(buffer(op.getBias()), {col}));
+          }
+          SmallVector<Value> index = e_.unflatten(row, leading);
+          index.push_back(col);
+          if (absl::Status s = finish({v, index}); !s.ok()) {
+            status = s;
+          }
+        });
+      }
+    }
+    return status;
+  }
+
+  static constexpr int64_t kNormRowsPerBlock = 4;
+
+  /// One warp per row: mean, then the biased variance around it (two passes
+  /// over the row, as the reference), both reduced with warp shuffles.
+  absl::Status emitLayerNorm(mlir::synth::LayerNormOp op) {
+    ArrayRef<int64_t> shape = shapeOf(op.getInput());
+    ArrayRef<int64_t> leading = shape.drop_back();
+    int64_t d = shape.back(), rows = product(leading);
+    info_.block = {32 * kNormRowsPerBlock, 1, 1};
+    info_.grid = {(rows + kNormRowsPerBlock - 1) / kNormRowsPerBlock, 1, 1};
+    Value x = buffer(op.getInput());
+    Value tid = e_.threadId();
+    Value lane = e_.rem(tid, 32);
+    Value row = e_.add(e_.mul(e_.blockId(gpu::Dimension::x), kNormRowsPerBlock),
+                       e_.div(tid, 32));
+    absl::Status status;
+    // The condition is uniform per warp, so the shuffles see all 32 lanes.
+    e_.ifThen(e_.lt(row, rows), [&] {
+      SmallVector<Value> prefix = e_.unflatten(row, leading);
+      auto at = [&](Value c) {
+        SmallVector<Value> index = prefix;
+        index.push_back(c);
+        return index;
+      };
+      Value sum = e_.loop(lane, e_.idx(d), 32, {e_.f32(0.0)},
+                          [&](Value c, ValueRange s) -> SmallVector<Value> {
+                            return {e_.fadd(s[0], e_.load(x, at(c)))};
+                          })[0];
+      Value mean = e_.fdiv(e_.warpSum(sum), e_.f32(double(d)));
+      Value sq = e_.loop(lane, e_.idx(d), 32, {e_.f32(0.0)},
+                         [&](Value c, ValueRange s) -> SmallVector<Value> {
+                           Value centered = e_.fsub(e_.load(x, at(c)), mean);
+                           return {e_.fma(centered, centered, s[0])};
+                         })[0];
+      Value var = e_.fdiv(e_.warpSum(sq), e_.f32(double(d)));
+      Value eps = e_.f32(op.getEpsilon().convertToDouble());
+      Value inv = e_.fdiv(e_.f32(1.0),
+                          math::SqrtOp::create(b_, e_.loc, e_.fadd(var, eps)));
+      e_.loop(lane, e_.idx(d), 32, [&](Value c) {
+        Value normalized = e_.fmul(e_.fsub(e_.load(x, at(c)), mean), inv);
+        Value y = e_.fma(normalized, e_.load(buffer(op.getGamma()), {c}),
+                         e_.load(buffer(op.getBeta()), {c}));
+        if (absl::Status s = finish({y, at(c)}); !s.ok()) {
+          status = s;
+        }
+      });
+    });
+    return status;
+  }
+
+  /// softmax_j(R[h, i, j] + causal mask) for j < N: one warp per row (h, i),
+  /// max and sum reduced with warp shuffles.
+  absl::Status emitAttentionProbs(mlir::synth::AttentionProbsOp op) {
+    ArrayRef<int64_t> shape = shapeOf(op.getResult());
+    int64_t heads = shape[0], n = shape[1], m = shape[2];
+    int64_t rows = heads * n;
+    info_.block = {32 * kNormRowsPerBlock, 1, 1};
+    info_.grid = {(rows + kNormRowsPerBlock - 1) / kNormRowsPerBlock, 1, 1};
+    Value r = buffer(op.getR());
+    Value tid = e_.threadId();
+    Value lane = e_.rem(tid, 32);
+    Value row = e_.add(e_.mul(e_.blockId(gpu::Dimension::x), kNormRowsPerBlock),
+                       e_.div(tid, 32));
+    absl::Status status;
+    e_.ifThen(e_.lt(row, rows), [&] {
+      Value h = e_.div(row, n), i = e_.rem(row, n);
+      Value zero = e_.f32(0.0);
+      auto score = [&](Value j) {
+        Value s = e_.load(r, {h, i, j});
+        return op.getCausal() ? e_.select(e_.le(j, i), s, e_.f32(kMaskedScore))
+                              : s;
+      };
+      Value mx = e_.loop(lane, e_.idx(m), 32, {e_.f32(kMaskedScore)},
+                         [&](Value j, ValueRange a) -> SmallVector<Value> {
+                           return {e_.fmax(a[0], score(j))};
+                         })[0];
+      mx = e_.warpMax(mx);
+      auto prob = [&](Value j) {
+        Value s = score(j);
+        return e_.select(e_.fgt(s, e_.f32(kMaskedScore * 0.5)),
+                         e_.exp(e_.fsub(s, mx)), zero);
+      };
+      Value sum = e_.loop(lane, e_.idx(m), 32, {zero},
+                          [&](Value j, ValueRange a) -> SmallVector<Value> {
+                            return {e_.fadd(a[0], prob(j))};
+                          })[0];
+      sum = e_.warpSum(sum);
+      e_.loop(lane, e_.idx(m), 32, [&](Value j) {
+        Value p = e_.select(e_.fgt(sum, zero), e_.fdiv(prob(j), sum), zero);
+        if (absl::Status s = finish({p, {h, i, j}}); !s.ok()) {
+          status = s;
+        }
+      });
+    });
+    return status;
+  }
+
+  /// P[h] @ V[b, h]: one thread per output element (P is small: [H, N, M]
+  /// computed once per parameter binding).
+  absl::Status emitAttendProbs(mlir::synth::AttendProbsOp op) {
+    int64_t m = shapeOf(op.getValues())[2];
+    Value p = buffer(op.getProbs()), v = buffer(op.getValues());
+    absl::Status status;
+    elementGrid(shapeOf(op.getResult()), [&](SmallVector<Value> index) {
+      Value sum =
+          e_.loop(e_.idx(0), e_.idx(m), 1, {e_.f32(0.0)},
+                  [&](Value j, ValueRange a) -> SmallVector<Value> {
+                    return {e_.fma(
+                        e_.load(p, {index[1], index[2], j}),
+                        e_.load(v, {index[0], index[1], j, index[3]}), a[0])};
+                  })[0];
+      status = finish({sum, index});
+    });
+    return status;
+  }
+
+  Value nonzero(Value byte) {
+    Value zero = arith::ConstantOp::create(
+        b_, e_.loc, b_.getIntegerAttr(byte.getType(), 0));
+    return arith::CmpIOp::create(b_, e_.loc, arith::CmpIPredicate::ne, byte,
+                                 zero);
+  }
+
+  absl::Status emitMeanPool(mlir::synth::MeanPoolOp op) {
+    ArrayRef<int64_t> xShape = shapeOf(op.getInput());
+    Value x = buffer(op.getInput()), mask = buffer(op.getMask());
+    absl::Status status;
+    elementGrid(shapeOf(op.getResult()), [&](SmallVector<Value> index) {
+      Value zero = e_.f32(0.0), one = e_.f32(1.0);
+      SmallVector<Value> sums =
+          e_.loop(e_.idx(0), e_.idx(xShape[1]), 1, {zero, zero},
+                  [&](Value n, ValueRange s) -> SmallVector<Value> {
+                    Value real = nonzero(e_.load(mask, {index[0], n}));
+                    Value v = e_.load(x, {index[0], n, index[1]});
+                    return {e_.fadd(s[0], e_.select(real, v, zero)),
+                            e_.fadd(s[1], e_.select(real, one, zero))};
+                  });
+      status = finish({e_.fdiv(sums[0], e_.fmax(sums[1], one)), index});
+    });
+    return status;
+  }
+
+  static constexpr int64_t kReduceThreads = 256;
+
+  /// One block: thread t takes rows t, t + 256, ...; row losses and counts
+  /// accumulate in f64 (the mean over many rows must match a float64
+  /// reference), then thread 0 adds the 256 partial sums. Targets outside
+  /// [0, vocab) that are not ignored are clamped (the CPU back end reports
+  /// them).
+  absl::Status emitCrossEntropy(mlir::synth::CrossEntropyOp op) {
+    ArrayRef<int64_t> shape = shapeOf(op.getLogits());
+    ArrayRef<int64_t> leading = shape.drop_back();
+    int64_t vocab = shape.back(), rows = product(leading);
+    info_.block = {kReduceThreads, 1, 1};
+    info_.grid = {1, 1, 1};
+    Value logits = buffer(op.getLogits()), targets = buffer(op.getTargets());
+    Type f64 = b_.getF64Type();
+    auto extend = [&](Value v) {
+      return arith::ExtFOp::create(b_, e_.loc, f64, v).getResult();
+    };
+    Value tid = e_.threadId();
+    Value zero = e_.f64(0.0), one = e_.f64(1.0);
+    SmallVector<Value> partial = e_.loop(
+        tid, e_.idx(rows), kReduceThreads, {zero, zero},
+        [&](Value r, ValueRange s) -> SmallVector<Value> {
+          SmallVector<Value> prefix = e_.unflatten(r, leading);
+          auto at = [&](Value c) {
+            SmallVector<Value> index = prefix;
+            index.push_back(c);
+            return index;
+          };
+          Value target = e_.load(targets, prefix);
+          Value valid =
+              arith::CmpIOp::create(b_, e_.loc, arith::CmpIPredicate::ne,
+                                    target, e_.i32(op.getIgnoreIndex()));
+          Value mx =
+              e_.loop(e_.idx(0), e_.idx(vocab), 1, {e_.f32(kMaskedScore)},
+                      [&](Value c, ValueRange m) -> SmallVector<Value> {
+                        return {e_.fmax(m[0], e_.load(logits, at(c)))};
+                      })[0];
+          Value sum = e_.loop(e_.idx(0), e_.idx(vocab), 1, {zero},
+                              [&](Value c, ValueRange a) -> SmallVector<Value> {
+                                Value p =
+                                    e_.exp(e_.fsub(e_.load(logits, at(c)), mx));
+                                return {e_.fadd(a[0], extend(p))};
+                              })[0];
+          Value lse = e_.fadd(extend(mx), math::LogOp::create(b_, e_.loc, sum));
+          Value picked =
+              e_.load(logits, at(e_.minI(e_.toIndex(target), vocab - 1)));
+          Value loss = e_.fsub(lse, extend(picked));
+          return {e_.fadd(s[0], e_.select(valid, loss, zero)),
+                  e_.fadd(s[1], e_.select(valid, one, zero))};
+        });
+    e_.store(partial[0], shared(0), {tid});
+    e_.store(partial[1], shared(1), {tid});
+    e_.barrier();
+    absl::Status status;
+    e_.ifThen(e_.lt(tid, 1), [&] {
+      SmallVector<Value> total =
+          e_.loop(e_.idx(0), e_.idx(kReduceThreads), 1, {zero, zero},
+                  [&](Value t, ValueRange s) -> SmallVector<Value> {
+                    return {e_.fadd(s[0], e_.load(shared(0), {t})),
+                            e_.fadd(s[1], e_.load(shared(1), {t}))};
+                  });
+      Value mean = e_.fdiv(total[0], e_.fmax(total[1], one));
+      Value v = arith::TruncFOp::create(b_, e_.loc, b_.getF32Type(), mean);
+      status = finish({v, {}});
+    });
+    return status;
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Fused attention
+  //===--------------------------------------------------------------------===//
+
+  struct Part {
+    mlir::synth::ScoreKind kind;
+    SmallVector<Value> operands;
+    double scale = 1.0;
+    // Shared buffers (ids into shared_), -1 when unused.
+    int queries = -1, keys = -1, hidden = -1, factorA = -1, factorB = -1;
+  };
+  SmallVector<Part> parts_;
+  int values_ = -1, scores_ = -1;
+  int64_t groups_ = 1; // threads per query row
+  int64_t threads_ = 1;
+
+  absl::Status planAttentionShared(mlir::synth::FusedAttentionOp op) {
+    if (op.getQueryOffset()) {
+      return unsupported(op, "query_offset (decoding with a cache) is not "
+                             "supported yet");
+    }
+    Type f32 = b_.getF32Type();
+    int64_t d = shapeOf(op.getValues())[3];
+    groups_ = d % 8 == 0 ? 8 : d % 4 == 0 ? 4 : d % 2 == 0 ? 2 : 1;
+    threads_ = kQueryTile * groups_;
+    values_ = addShared("v_tile", {kKeyTile, d}, f32);
+    scores_ = addShared("s_tile", {kQueryTile, kKeyTile + 1}, f32);
+    for (auto [i, attr] : llvm::enumerate(
+             op.getScoreParts().getAsRange<mlir::synth::ScorePartAttr>())) {
+      Part part;
+      part.kind = attr.getKind();
+      part.operands.assign(op.getPartOperands(i).begin(),
+                           op.getPartOperands(i).end());
+      for (Value v : part.operands) {
+        if (!buffer(v) && !isa<BlockArgument>(v)) {
+          return unsupported(op, "score operand defined inside the kernel");
+        }
+      }
+      std::string tag = std::to_string(i);
+      switch (part.kind) {
+      case mlir::synth::ScoreKind::Dot: {
+        int64_t dq = shapeOf(part.operands[0])[3];
+        part.scale = attr.getScale() ? attr.getScale().getValueAsDouble()
+                                     : 1.0 / std::sqrt(double(dq));
+        part.queries = addShared("q_tile" + tag, {kQueryTile, dq}, f32);
+        // One padding column: lanes read keys of one column, conflict-free.
+        part.keys = addShared("k_tile" + tag, {kKeyTile, dq + 1}, f32);
+        break;
+      }
+      case mlir::synth::ScoreKind::Dense:
+      case mlir::synth::ScoreKind::FactorizedDense: {
+        int64_t hidden = shapeOf(part.operands[1])[2];
+        part.hidden = addShared("hidden" + tag, {kQueryTile, hidden}, f32);
+        if (part.kind == mlir::synth::ScoreKind::FactorizedDense) {
+          part.factorA =
+              addShared("factor_a" + tag,
+                        {kQueryTile, shapeOf(part.operands[3])[2]}, f32);
+          part.factorB =
+              addShared("factor_b" + tag,
+                        {kQueryTile, shapeOf(part.operands[5])[2]}, f32);
+        }
+        break;
+      }
+      case mlir::synth::ScoreKind::Random:
+      case mlir::synth::ScoreKind::FactorizedRandom:
+        break;
+      }
+      parts_.push_back(part);
+    }
+    return absl::OkStatus();
+  }
+
+  /// Score of part `p` for local query row r (absolute, clamped, qi) and key
+  /// j of the current tile (local jj; absolute, clamped, j).
+  Value partScore(const Part &p, Value h, Value r, Value qi, Value jj,
+                  Value j) {
+    auto operand = [&](int i) { return buffer(p.operands[i]); };
+    Value zero = e_.f32(0.0);
+    auto dot = [&](int64_t n, const std::function<Value(Value)> &lhs,
+                   const std::function<Value(Value)> &rhs, Value init) {
+      return e_.loop(e_.idx(0), e_.idx(n), 1, {init},
+                     [&](Value t, ValueRange s) -> SmallVector<Value> {
+                       return {e_.fma(lhs(t), rhs(t), s[0])};
+                     })[0];
+    };
+    switch (p.kind) {
+    case mlir::synth::ScoreKind::Dot: {
+      int64_t dq = shapeOf(p.operands[0])[3];
+      Value s = dot(
+          dq, [&](Value t) { return e_.load(shared(p.queries), {r, t}); },
+          [&](Value t) { return e_.load(shared(p.keys), {jj, t}); }, zero);
+      return e_.fmul(s, e_.f32(p.scale));
+    }
+    case mlir::synth::ScoreKind::Random:
+      return e_.load(operand(0), {h, qi, j});
+    case mlir::synth::ScoreKind::FactorizedRandom: {
+      int64_t rank = shapeOf(p.operands[0])[2];
+      return dot(
+          rank, [&](Value t) { return e_.load(operand(0), {h, qi, t}); },
+          [&](Value t) { return e_.load(operand(1), {h, j, t}); }, zero);
+    }
+    case mlir::synth::ScoreKind::Dense: {
+      int64_t hidden = shapeOf(p.operands[1])[2];
+      return dot(
+          hidden, [&](Value t) { return e_.load(shared(p.hidden), {r, t}); },
+          [&](Value t) { return e_.load(operand(3), {h, t, j}); },
+          e_.load(operand(4), {h, j}));
+    }
+    case mlir::synth::ScoreKind::FactorizedDense: {
+      int64_t bWidth = shapeOf(p.operands[5])[2];
+      return e_.fmul(e_.load(shared(p.factorA), {r, e_.div(j, bWidth)}),
+                     e_.load(shared(p.factorB), {r, e_.rem(j, bWidth)}));
+    }
+    }
+    return zero;
+  }
+
+  absl::Status emitAttention(mlir::synth::FusedAttentionOp op) {
+    ArrayRef<int64_t> vShape = shapeOf(op.getValues());
+    int64_t batch = vShape[0], heads = vShape[1], m = vShape[2], d = vShape[3];
+    int64_t n = shapeOf(op.getResult())[2];
+    int64_t perThread = d / groups_;
+    info_.block = {threads_, 1, 1};
+    info_.grid = {(n + kQueryTile - 1) / kQueryTile, heads, batch};
+    Value v = buffer(op.getValues());
+    Value tid = e_.threadId();
+    Value h = e_.blockId(gpu::Dimension::y);
+    Value bb = e_.blockId(gpu::Dimension::z);
+    Value q0 = e_.mul(e_.blockId(gpu::Dimension::x), kQueryTile);
+    Value row = e_.div(tid, groups_), group = e_.rem(tid, groups_);
+    Value zero = e_.f32(0.0);
+
+    // Mixture weights softmax(logits[h]) (per thread; m is tiny).
+    SmallVector<Value> alpha;
+    if (parts_.size() > 1) {
+      Value logits = buffer(op.getMixtureLogits());
+      SmallVector<Value> raw;
+      Value mx = e_.f32(kMaskedScore);
+      for (size_t p = 0; p < parts_.size(); ++p) {
+        raw.push_back(e_.load(logits, {h, e_.idx(int64_t(p))}));
+        mx = e_.fmax(mx, raw.back());
+      }
+      Value sum = zero;
+      for (Value &r : raw) {
+        r = e_.exp(e_.fsub(r, mx));
+        sum = e_.fadd(sum, r);
+      }
+      for (Value r : raw) {
+        alpha.push_back(e_.fdiv(r, sum));
+      }
+    }
+
+    // Prologue, once per query tile: queries of dot parts, hidden layers
+    // (and factors) of dense parts.
+    auto queryOf = [&](Value r) { return e_.minI(e_.add(q0, r), n - 1); };
+    for (const Part &p : parts_) {
+      if (p.kind == mlir::synth::ScoreKind::Dot) {
+        int64_t dq = shapeOf(p.operands[0])[3];
+        Value q = buffer(p.operands[0]);
+        e_.strided(tid, kQueryTile * dq, threads_, [&](Value flat) {
+          Value r = e_.div(flat, dq), c = e_.rem(flat, dq);
+          e_.store(e_.load(q, {bb, h, queryOf(r), c}), shared(p.queries),
+                   {r, c});
+        });
+      }
+      if (p.hidden >= 0) {
+        Value x = buffer(p.operands[0]), w1 = buffer(p.operands[1]),
+              b1 = buffer(p.operands[2]);
+        int64_t model = shapeOf(p.operands[0])[2];
+        int64_t hidden = shapeOf(p.operands[1])[2];
+        e_.strided(tid, kQueryTile * hidden, threads_, [&](Value flat) {
+          Value r = e_.div(flat, hidden), c = e_.rem(flat, hidden);
+          Value qi = queryOf(r);
+          Value s = e_.loop(e_.idx(0), e_.idx(model), 1, {e_.load(b1, {h, c})},
+                            [&](Value t, ValueRange a) -> SmallVector<Value> {
+                              return {e_.fma(e_.load(x, {bb, qi, t}),
+                                             e_.load(w1, {h, t, c}), a[0])};
+                            })[0];
+          e_.store(e_.fmax(s, zero), shared(p.hidden), {r, c});
+        });
+      }
+    }
+    e_.barrier();
+    for (const Part &p : parts_) {
+      if (p.factorA < 0) {
+        continue;
+      }
+      int64_t hidden = shapeOf(p.operands[1])[2];
+      for (auto [buf, w, bias] :
+           {std::tuple<int, int, int>{p.factorA, 3, 4}, {p.factorB, 5, 6}}) {
+        int64_t width = shapeOf(p.operands[w])[2];
+        Value wm = buffer(p.operands[w]), bm = buffer(p.operands[bias]);
+        int target = buf;
+        e_.strided(tid, kQueryTile * width, threads_, [&](Value flat) {
+          Value r = e_.div(flat, width), c = e_.rem(flat, width);
+          Value s = e_.loop(e_.idx(0), e_.idx(hidden), 1, {e_.load(bm, {h, c})},
+                            [&](Value t, ValueRange a) -> SmallVector<Value> {
+                              return {e_.fma(e_.load(shared(p.hidden), {r, t}),
+                                             e_.load(wm, {h, t, c}), a[0])};
+                            })[0];
+          e_.store(s, shared(target), {r, c});
+        });
+      }
+    }
+    e_.barrier();
+
+    // Key tiles: all of them, or (causal) up to the block's last query.
+    Value numTiles;
+    if (op.getCausal()) {
+      Value end = e_.minI(e_.minI(e_.add(q0, kQueryTile), n), m);
+      numTiles = e_.ceilDiv(end, kKeyTile);
+    } else {
+      numTiles = e_.idx((m + kKeyTile - 1) / kKeyTile);
+    }
+    SmallVector<Value> inits = {e_.f32(kMaskedScore), zero};
+    inits.append(perThread, zero);
+    Value mask = op.getKeyMask() ? buffer(op.getKeyMask()) : Value();
+    SmallVector<Value> state = e_.loop(
+        e_.idx(0), numTiles, 1, inits, [&](Value t, ValueRange carried) {
+          Value k0 = e_.mul(t, kKeyTile);
+          auto keyOf = [&](Value jj) { return e_.minI(e_.add(k0, jj), m - 1); };
+          // Every thread is done with the previous tile's shared memory.
+          e_.barrier();
+          e_.strided(tid, kKeyTile * d, threads_, [&](Value flat) {
+            Value jj = e_.div(flat, d), c = e_.rem(flat, d);
+            e_.store(e_.load(v, {bb, h, keyOf(jj), c}), shared(values_),
+                     {jj, c});
+          });
+          for (const Part &p : parts_) {
+            if (p.keys < 0) {
+              continue;
+            }
+            int64_t dq = shapeOf(p.operands[1])[3];
+            Value k = buffer(p.operands[1]);
+            e_.strided(tid, kKeyTile * dq, threads_, [&](Value flat) {
+              Value jj = e_.div(flat, dq), c = e_.rem(flat, dq);
+              e_.store(e_.load(k, {bb, h, keyOf(jj), c}), shared(p.keys),
+                       {jj, c});
+            });
+          }
+          e_.barrier();
+          // Masked, mixed scores of the tile.
+          e_.strided(tid, kQueryTile * kKeyTile, threads_, [&](Value flat) {
+            Value r = e_.div(flat, kKeyTile), jj = e_.rem(flat, kKeyTile);
+            Value j = e_.add(k0, jj), qi = e_.add(q0, r);
+            Value jc = keyOf(jj), qc = queryOf(r);
+            Value valid = e_.lt(j, m);
+            if (op.getCausal()) {
+              valid = e_.andI(valid, e_.le(j, qi));
+            }
+            if (mask) {
+              valid = e_.andI(valid, nonzero(e_.load(mask, {bb, jc})));
+            }
+            Value s;
+            for (auto [i, p] : llvm::enumerate(parts_)) {
+              Value term = partScore(p, h, r, qc, jj, jc);
+              if (!alpha.empty()) {
+                term = e_.fmul(alpha[i], term);
+              }
+              s = s ? e_.fadd(s, term) : term;
+            }
+            e_.store(e_.select(valid, s, e_.f32(kMaskedScore)), shared(scores_),
+                     {r, jj});
+          });
+          e_.barrier();
+          // Online softmax for this thread's row and columns.
+          Value mOld = carried[0];
+          Value tileMax = e_.loop(
+              e_.idx(0), e_.idx(kKeyTile), 1, {e_.f32(kMaskedScore)},
+              [&](Value jj, ValueRange a) -> SmallVector<Value> {
+                return {e_.fmax(a[0], e_.load(shared(scores_), {row, jj}))};
+              })[0];
+          Value mNew = e_.fmax(mOld, tileMax);
+          Value rescale = e_.exp(e_.fsub(mOld, mNew));
+          SmallVector<Value> scaled;
+          for (Value c : carried.drop_front()) {
+            scaled.push_back(e_.fmul(c, rescale));
+          }
+          SmallVector<Value> next = e_.loop(
+              e_.idx(0), e_.idx(kKeyTile), 1, scaled,
+              [&](Value jj, ValueRange a) -> SmallVector<Value> {
+                Value s = e_.load(shared(scores_), {row, jj});
+                Value p = e_.select(e_.fgt(s, e_.f32(kMaskedScore * 0.5)),
+                                    e_.exp(e_.fsub(s, mNew)), zero);
+                SmallVector<Value> out = {e_.fadd(a[0], p)};
+                for (int64_t c = 0; c < perThread; ++c) {
+                  Value col = e_.add(group, c * groups_);
+                  out.push_back(
+                      e_.fma(p, e_.load(shared(values_), {jj, col}), a[1 + c]));
+                }
+                return out;
+              });
+          next.insert(next.begin(), mNew);
+          return next;
+        });
+
+    // out = acc / l; a row whose keys are all masked is 0.
+    Value qi = e_.add(q0, row);
+    absl::Status status;
+    e_.ifThen(e_.lt(qi, n), [&] {
+      Value l = state[1];
+      Value seen = e_.fgt(l, zero);
+      for (int64_t c = 0; c < perThread; ++c) {
+        Value out = e_.select(seen, e_.fdiv(state[2 + c], l), zero);
+        Value col = e_.add(group, c * groups_);
+        if (absl::Status s = finish({out, {bb, h, qi, col}}); !s.ok()) {
+          status = s;
+        }
+      }
+    });
+    return status;
+  }
+};
+
+} // namespace
+
+bool isCudaEntry(const std::string &name) {
+  return name == "forward" || name == "loss";
+}
+
+absl::StatusOr<OwningOpRef<ModuleOp>>
+lowerKernelsToGpu(ModuleOp kernels, std::vector<LaunchInfo> *launches) {
+  MLIRContext *context = kernels.getContext();
+  context->loadDialect<gpu::GPUDialect, scf::SCFDialect, arith::ArithDialect,
+                       math::MathDialect, memref::MemRefDialect>();
+  OpBuilder b(context);
+  OwningOpRef<ModuleOp> module = ModuleOp::create(kernels.getLoc());
+  (*module)->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                     b.getUnitAttr());
+  if (auto name = kernels->getAttr("synth.model")) {
+    (*module)->setAttr("synth.model", name);
+  }
+  b.setInsertionPointToEnd(module->getBody());
+  for (func::FuncOp func : kernels.getOps<func::FuncOp>()) {
+    if (!isCudaEntry(func.getSymName().str())) {
+      continue;
+    }
+    for (auto kernel : func.getOps<mlir::synth::KernelOp>()) {
+      auto gpuModule =
+          gpu::GPUModuleOp::create(b, kernel.getLoc(), kernel.getKernelName());
+      KernelLowering lowering(kernel, b);
+      absl::StatusOr<LaunchInfo> info = lowering.run(gpuModule);
+      if (!info.ok()) {
+        return info.status();
+      }
+      gpuModule->setAttr("synth.grid", b.getDenseI64ArrayAttr(info->grid));
+      gpuModule->setAttr("synth.block", b.getDenseI64ArrayAttr(info->block));
+      gpuModule->setAttr("synth.shared_bytes",
+                         b.getI64IntegerAttr(info->sharedBytes));
+      if (launches) {
+        launches->push_back(*info);
+      }
+    }
+  }
+  return module;
+}
+
+} // namespace synth::cuda
