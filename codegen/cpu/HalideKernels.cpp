@@ -623,14 +623,19 @@ private:
     tileScores(jj, t, i, h, b) =
         Halide::select(valid, score(b, h, i, safeKey), kMaskedScore);
     RDom rk(0, tile, "rk");
+    // Row max and sum of the tile as explicit reductions, so the schedule can
+    // vectorize them across keys (rfactor).
     Func tileMax("tile_max");
-    tileMax(t, i, h, b) = Halide::maximum(tileScores(rk, t, i, h, b));
+    tileMax(t, i, h, b) = kMaskedScore;
+    tileMax(t, i, h, b) =
+        Halide::max(tileMax(t, i, h, b), tileScores(rk, t, i, h, b));
     Func prob("tile_prob");
     prob(jj, t, i, h, b) = Halide::select(
         tileScores(jj, t, i, h, b) > kMaskedScore * 0.5f,
         Halide::exp(tileScores(jj, t, i, h, b) - tileMax(t, i, h, b)), 0.0f);
     Func tileSum("tile_sum");
-    tileSum(t, i, h, b) = Halide::sum(prob(rk, t, i, h, b));
+    tileSum(t, i, h, b) = 0.0f;
+    tileSum(t, i, h, b) += prob(rk, t, i, h, b);
     Func tileValues("tile_values");
     tileValues(e, t, i, h, b) = 0.0f;
     tileValues(e, t, i, h, b) +=
@@ -809,11 +814,32 @@ private:
     for (Func f : {a.tileScores, a.tileMax, a.prob, a.tileSum}) {
       f.compute_at(a.state, a.kt);
     }
+    // Row reductions over the key tile: partial results per vector lane, then
+    // one horizontal step (instead of a scalar loop over every key).
+    int lanes = vectorWidth(attentionKeyTile_);
+    if (lanes > 1 && attentionKeyTile_ % lanes == 0 &&
+        attentionKeyTile_ > lanes) {
+      int index = 0;
+      for (Func f : {a.tileMax, a.tileSum}) {
+        Halide::RVar outer(absl::StrCat("rko", index)),
+            inner(absl::StrCat("rki", index));
+        Var lane(absl::StrCat("lane", index++));
+        Func partial =
+            f.update().split(a.rk.x, outer, inner, lanes).rfactor(inner, lane);
+        partial.compute_at(a.state, a.kt).vectorize(lane);
+        partial.update().vectorize(lane);
+      }
+    }
     a.tileValues.compute_at(a.state, a.kt);
-    a.tileValues.update().reorder(a.e, a.rk.x, a.i);
     a.tileValues.vectorize(a.e, width, Halide::TailStrategy::GuardWithIf);
-    a.tileValues.update().vectorize(a.e, width,
-                                    Halide::TailStrategy::GuardWithIf);
+    // P V for the tile: blocks of 4 queries x the head dimension stay in
+    // registers while the keys stream past (the key loop outside them).
+    Var qo("qo"), qi("qi");
+    a.tileValues.update()
+        .split(a.i, qo, qi, 4, Halide::TailStrategy::GuardWithIf)
+        .reorder(a.e, qi, a.rk.x, qo)
+        .vectorize(a.e, width, Halide::TailStrategy::GuardWithIf)
+        .unroll(qi);
     int keyWidth = vectorWidth(attentionKeyTile_);
     a.tileScores.vectorize(a.jj, keyWidth, Halide::TailStrategy::GuardWithIf);
     a.prob.vectorize(a.jj, keyWidth, Halide::TailStrategy::GuardWithIf);
