@@ -8,17 +8,14 @@
 
 #include "frontend/ModelConfig.h"
 
+#include "runtime/FileUtil.h"
 #include "runtime/Json.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <optional>
 #include <set>
-#include <sstream>
 
 namespace synth {
 
@@ -524,14 +521,11 @@ absl::StatusOr<ModelConfig> parseModelConfig(const std::string &text,
 }
 
 absl::StatusOr<ModelConfig> loadModelConfig(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
+  absl::StatusOr<std::string> text = readFileBytes(path);
+  if (!text.ok()) {
+    return text.status();
   }
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  return parseModelConfig(contents.str(), path);
+  return parseModelConfig(*text, path);
 }
 
 } // namespace synth

@@ -12,6 +12,8 @@
 
 #include "runtime/Manifest.h"
 
+#include "runtime/FileUtil.h"
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -1136,17 +1138,11 @@ absl::StatusOr<Manifest> parseManifest(const std::string &text,
 }
 
 absl::StatusOr<Manifest> readManifest(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
+  absl::StatusOr<std::string> text = readFileBytes(path);
+  if (!text.ok()) {
+    return text.status();
   }
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  if (in.bad()) {
-    return absl::DataLossError(absl::StrCat(path, ": read error"));
-  }
-  return parseManifest(contents.str(), path);
+  return parseManifest(*text, path);
 }
 
 absl::Status validateManifest(const Manifest &manifest,

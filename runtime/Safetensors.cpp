@@ -9,18 +9,12 @@
 
 #include "runtime/Safetensors.h"
 
+#include "runtime/FileUtil.h"
 #include "runtime/Json.h"
 
 #include "absl/strings/str_cat.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <fcntl.h>
-#include <fstream>
-#include <sstream>
-#include <unistd.h>
 
 namespace synth::safetensors {
 
@@ -223,17 +217,11 @@ absl::StatusOr<File> parse(const std::string &bytes,
 }
 
 absl::StatusOr<File> read(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
+  absl::StatusOr<std::string> bytes = readFileBytes(path);
+  if (!bytes.ok()) {
+    return bytes.status();
   }
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  if (in.bad()) {
-    return absl::DataLossError(absl::StrCat(path, ": read error"));
-  }
-  return parse(contents.str(), path);
+  return parse(*bytes, path);
 }
 
 std::string serialize(const File &file) {
@@ -277,39 +265,7 @@ std::string serialize(const File &file) {
 }
 
 absl::Status write(const std::string &path, const File &file) {
-  std::string bytes = serialize(file);
-  std::string temp = absl::StrCat(path, ".tmp.", ::getpid());
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) {
-    return absl::PermissionDeniedError(
-        absl::StrCat(temp, ": cannot create: ", std::strerror(errno)));
-  }
-  size_t written = 0;
-  while (written < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      std::string why = std::strerror(errno);
-      ::close(fd);
-      ::unlink(temp.c_str());
-      return absl::DataLossError(absl::StrCat(temp, ": write failed: ", why));
-    }
-    written += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    std::string why = std::strerror(errno);
-    ::unlink(temp.c_str());
-    return absl::DataLossError(absl::StrCat(temp, ": fsync failed: ", why));
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) {
-    std::string why = std::strerror(errno);
-    ::unlink(temp.c_str());
-    return absl::DataLossError(
-        absl::StrCat("cannot rename ", temp, " to ", path, ": ", why));
-  }
-  return absl::OkStatus();
+  return writeFileAtomic(path, serialize(file));
 }
 
 } // namespace synth::safetensors

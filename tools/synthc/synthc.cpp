@@ -22,6 +22,7 @@
 #include "frontend/Parameters.h"
 #include "frontend/Stats.h"
 #include "passes/Passes.h"
+#include "runtime/FileUtil.h"
 #include "runtime/Json.h"
 #include "runtime/Safetensors.h"
 
@@ -204,16 +205,6 @@ int parseOptions(int argc, char **argv, Options &options) {
   return 0;
 }
 
-absl::StatusOr<std::string> readText(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(path + ": cannot open");
-  }
-  std::stringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
-}
-
 int fail(const std::string &message) {
   std::cerr << "synthc: error: " << message << "\n";
   return 1;
@@ -274,7 +265,7 @@ int main(int argc, char **argv) {
     }
   }
   if (!options.target.empty()) {
-    absl::StatusOr<std::string> text = readText(options.model);
+    absl::StatusOr<std::string> text = synth::readFileBytes(options.model);
     absl::StatusOr<synth::json::Value> description =
         text.ok() ? synth::json::parse(*text, options.model)
                   : absl::StatusOr<synth::json::Value>(text.status());
