@@ -1,14 +1,14 @@
 //===- CpuArtifact.cpp - kernels of a module -> a CPU artifact ------------===//
 //
-// Per entry function: one buffer per function argument (input or parameter)
-// and per kernel result (arena temporary at its planned offset, or output),
-// one call per kernel in program order. Kernels are compiled once per target
-// variant; Halide's runtime is compiled once; the system C++ compiler links
-// them into kernels.so.
+// The plan of each entry function comes from codegen/ExecutionPlan. Kernels
+// are compiled once per target variant; Halide's runtime is compiled once; the
+// system C++ compiler links them into kernels.so.
 //
 //===----------------------------------------------------------------------===//
 
 #include "codegen/cpu/CpuArtifact.h"
+
+#include "codegen/ExecutionPlan.h"
 
 #include "codegen/cpu/HalideKernels.h"
 #include "codegen/cpu/KernelSpecFromIR.h"
@@ -35,63 +35,6 @@ using namespace mlir;
 namespace fs = std::filesystem;
 
 namespace {
-
-DType dtypeOf(ElementType type) {
-  switch (type) {
-  case ElementType::F32:
-    return DType::F32;
-  case ElementType::I32:
-    return DType::I32;
-  case ElementType::U8:
-    return DType::U8;
-  }
-  return DType::F32;
-}
-
-/// Arithmetic of a kernel (2 FLOPs per multiply-add of matmul-shaped work,
-/// 1 per element otherwise), for synth-run bench.
-int64_t kernelFlops(const KernelSpec &k) {
-  int64_t flops = 0;
-  for (const OpSpec &op : k.ops) {
-    const TensorSpec &out = k.values[op.result];
-    switch (op.kind) {
-    case OpKind::Linear:
-      flops += 2 * out.numel() * k.values[op.operands[0]].shape.back();
-      break;
-    case OpKind::AttendProbs:
-      flops += 2 * out.numel() * k.values[op.operands[0]].shape[2];
-      break;
-    case OpKind::FusedAttention: {
-      const TensorSpec &v = k.values[op.values];
-      int64_t b = v.shape[0], h = v.shape[1], m = v.shape[2], d = v.shape[3];
-      int64_t n = out.shape[2];
-      int64_t perScore = 0;
-      for (const ScorePartSpec &part : op.parts) {
-        const TensorSpec &first = k.values[part.operands[0]];
-        switch (part.kind) {
-        case ScoreKind::Dot:
-          perScore += 2 * first.shape[3];
-          break;
-        case ScoreKind::Dense:
-        case ScoreKind::FactorizedDense:
-          perScore += 2 * k.values[part.operands[1]].shape[2];
-          break;
-        case ScoreKind::Random:
-          break;
-        case ScoreKind::FactorizedRandom:
-          perScore += 2 * first.shape[2];
-          break;
-        }
-      }
-      flops += b * h * n * m * (perScore + 2 * d);
-      break;
-    }
-    default:
-      flops += out.numel();
-    }
-  }
-  return flops;
-}
 
 /// Quotes `text` for /bin/sh.
 std::string shellQuote(const std::string &text) {
@@ -148,116 +91,6 @@ absl::Status linkSharedObject(const std::vector<std::string> &objects,
   return absl::OkStatus();
 }
 
-/// The execution plan of one entry function.
-absl::StatusOr<rt::EntryInfo> planEntry(func::FuncOp func,
-                                        std::vector<KernelSpec> &kernels) {
-  rt::EntryInfo entry;
-  entry.name = func.getSymName().str();
-  DenseMap<Value, int64_t> bufferOf;
-  auto addBuffer = [&](Value v, rt::BufferInfo info) -> absl::Status {
-    absl::StatusOr<TensorSpec> tensor = describeTensor(v.getType());
-    if (!tensor.ok()) {
-      return tensor.status();
-    }
-    info.shape = tensor->shape;
-    info.dtype = dtypeOf(tensor->type);
-    bufferOf[v] = static_cast<int64_t>(entry.buffers.size());
-    entry.buffers.push_back(info);
-    return absl::OkStatus();
-  };
-  for (BlockArgument arg : func.getArguments()) {
-    rt::BufferInfo info;
-    if (auto input = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
-                                                       "synth.input")) {
-      info.storage = rt::Storage::Input;
-      entry.inputs.push_back({input.str(), int64_t(entry.buffers.size())});
-    } else if (auto param = func.getArgAttrOfType<StringAttr>(
-                   arg.getArgNumber(), "synth.param")) {
-      info.storage = rt::Storage::Param;
-      info.param = param.str();
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "function @", entry.name, " argument #", arg.getArgNumber(),
-          " has neither synth.input nor synth.param"));
-    }
-    if (absl::Status s = addBuffer(arg, info); !s.ok()) {
-      return s;
-    }
-  }
-  if (auto bytes = func->getAttrOfType<IntegerAttr>("synth.arena_bytes")) {
-    entry.arenaBytes = bytes.getInt();
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("function @", entry.name,
-                     " has no memory plan (run synth-plan-memory)"));
-  }
-  Operation *terminator = func.getBody().front().getTerminator();
-  for (Operation &op : func.getBody().front().without_terminator()) {
-    auto kernel = dyn_cast<mlir::synth::KernelOp>(op);
-    if (!kernel) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "function @", entry.name, " contains an op outside kernels: ",
-          op.getName().getStringRef().str()));
-    }
-    auto offsets =
-        kernel->getAttrOfType<DenseI64ArrayAttr>("synth.arena_offsets");
-    if (!offsets || offsets.size() != kernel.getNumResults()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("kernel ", kernel.getKernelName().str(),
-                       " has no memory plan (run synth-plan-memory)"));
-    }
-    absl::StatusOr<KernelSpec> spec = describeKernel(kernel);
-    if (!spec.ok()) {
-      return spec.status();
-    }
-    rt::CallInfo call;
-    call.kernel = spec->name;
-    // A kernel that reads only parameters (and values derived from them)
-    // computes the same result on every run: run it once per parameter
-    // binding and keep its results (derived buffers) instead.
-    call.once = true;
-    for (Value input : kernel.getInputs()) {
-      call.buffers.push_back(bufferOf.lookup(input));
-      rt::Storage storage = entry.buffers[call.buffers.back()].storage;
-      call.once &=
-          storage == rt::Storage::Param || storage == rt::Storage::Derived;
-    }
-    for (auto [i, result] : llvm::enumerate(kernel.getResults())) {
-      rt::BufferInfo info;
-      if (offsets[i] < 0) {
-        info.storage = rt::Storage::Output;
-        call.once = false;
-      } else if (call.once) {
-        info.storage = rt::Storage::Derived;
-      } else {
-        info.storage = rt::Storage::Arena;
-        info.offset = offsets[i];
-      }
-      int64_t index = static_cast<int64_t>(entry.buffers.size());
-      if (absl::Status s = addBuffer(result, info); !s.ok()) {
-        return s;
-      }
-      call.buffers.push_back(index);
-    }
-    call.flops = kernelFlops(*spec);
-    for (int64_t b : call.buffers) {
-      call.bytes += entry.buffers[b].byteSize();
-    }
-    entry.calls.push_back(call);
-    kernels.push_back(std::move(*spec));
-  }
-  // Outputs are named by the functions' synth.output result attributes.
-  for (auto [i, v] : llvm::enumerate(terminator->getOperands())) {
-    auto name = func.getResultAttrOfType<StringAttr>(i, "synth.output");
-    std::string fallback = entry.name == "loss" ? "loss" : "logits";
-    if (i > 0) {
-      fallback = absl::StrCat("output", i);
-    }
-    entry.outputs.push_back({name ? name.str() : fallback, bufferOf.lookup(v)});
-  }
-  return entry;
-}
-
 /// Target feature names of a Halide target string, without arch/os/bits.
 std::vector<std::string> featuresOf(const std::string &target) {
   std::vector<std::string> features;
@@ -312,11 +145,18 @@ absl::Status writeCpuArtifact(ModuleOp module,
 
   std::vector<KernelSpec> kernels;
   for (func::FuncOp func : module.getOps<func::FuncOp>()) {
-    absl::StatusOr<rt::EntryInfo> entry = planEntry(func, kernels);
+    absl::StatusOr<rt::EntryInfo> entry = codegen::planEntry(func);
     if (!entry.ok()) {
       return entry.status();
     }
     manifest.entries.push_back(std::move(*entry));
+    for (auto kernel : func.getOps<mlir::synth::KernelOp>()) {
+      absl::StatusOr<KernelSpec> spec = describeKernel(kernel);
+      if (!spec.ok()) {
+        return spec.status();
+      }
+      kernels.push_back(std::move(*spec));
+    }
   }
 
   // Compile every kernel, then the runtime, and link.
@@ -341,23 +181,15 @@ absl::Status writeCpuArtifact(ModuleOp module,
     return s;
   }
 
-  std::string weightsPath =
-      (fs::path(options.output) / "weights.safetensors").string();
-  safetensors::File weights = initializeParameters(table, seed);
-  weights.metadata.push_back({"format", "synthc-weights"});
-  weights.metadata.push_back({"seed", std::to_string(seed)});
-  if (absl::Status s = safetensors::write(weightsPath, weights); !s.ok()) {
+  if (absl::Status s =
+          codegen::writeInitialWeights(options.output, table, seed);
+      !s.ok()) {
     return s;
   }
-
-  for (const char *name : {"kernels.so", "weights.safetensors"}) {
-    std::string path = (fs::path(options.output) / name).string();
-    absl::StatusOr<std::string> digest = sha256File(path);
-    if (!digest.ok()) {
-      return digest.status();
-    }
-    manifest.files.push_back(
-        {name, *digest, static_cast<int64_t>(fs::file_size(path))});
+  if (absl::Status s = codegen::recordFiles(
+          manifest, options.output, {"kernels.so", "weights.safetensors"});
+      !s.ok()) {
+    return s;
   }
   std::string manifestPath =
       (fs::path(options.output) / "manifest.json").string();

@@ -10,6 +10,8 @@
 
 #include "codegen/cuda/CudaArtifact.h"
 
+#include "codegen/ExecutionPlan.h"
+
 #include "dialect/SynthOps.h"
 #include "frontend/Parameters.h"
 #include "runtime/Manifest.h"
@@ -30,169 +32,6 @@ using namespace mlir;
 namespace fs = std::filesystem;
 
 namespace {
-
-absl::StatusOr<rt::BufferInfo> describeBuffer(Value v) {
-  auto tensor = dyn_cast<RankedTensorType>(v.getType());
-  if (!tensor || !tensor.hasStaticShape()) {
-    return absl::InvalidArgumentError(
-        "CUDA back end: expected a statically shaped tensor");
-  }
-  rt::BufferInfo info;
-  info.shape.assign(tensor.getShape().begin(), tensor.getShape().end());
-  Type element = tensor.getElementType();
-  if (element.isF32()) {
-    info.dtype = DType::F32;
-  } else if (element.isInteger(32)) {
-    info.dtype = DType::I32;
-  } else if (element.isInteger(1)) {
-    info.dtype = DType::U8;
-  } else {
-    return absl::UnimplementedError(
-        "CUDA back end: only float32, int32 and i1 tensors are supported");
-  }
-  return info;
-}
-
-int64_t numel(Value v) {
-  int64_t n = 1;
-  for (int64_t d : cast<RankedTensorType>(v.getType()).getShape()) {
-    n *= d;
-  }
-  return n;
-}
-
-/// Arithmetic of a kernel, as the CPU artifact counts it (2 per multiply-add
-/// of matmul-shaped work, 1 per element otherwise), for synth-run bench.
-int64_t kernelFlops(mlir::synth::KernelOp kernel) {
-  int64_t flops = 0;
-  for (Operation &op : kernel.getBody().front().without_terminator()) {
-    Value result = op.getResult(0);
-    if (auto linear = dyn_cast<mlir::synth::LinearOp>(op)) {
-      flops +=
-          2 * numel(result) *
-          cast<RankedTensorType>(linear.getInput().getType()).getShape().back();
-    } else if (auto attention = dyn_cast<mlir::synth::FusedAttentionOp>(op)) {
-      auto v = cast<RankedTensorType>(attention.getValues().getType());
-      int64_t perScore = 0;
-      for (auto [i, attr] :
-           llvm::enumerate(attention.getScoreParts()
-                               .getAsRange<mlir::synth::ScorePartAttr>())) {
-        auto first = cast<RankedTensorType>(
-            attention.getPartOperands(i).front().getType());
-        switch (attr.getKind()) {
-        case mlir::synth::ScoreKind::Dot:
-          perScore += 2 * first.getShape()[3];
-          break;
-        case mlir::synth::ScoreKind::Dense:
-        case mlir::synth::ScoreKind::FactorizedDense:
-          perScore += 2 * cast<RankedTensorType>(
-                              attention.getPartOperands(i)[1].getType())
-                              .getShape()[2];
-          break;
-        case mlir::synth::ScoreKind::Random:
-          break;
-        case mlir::synth::ScoreKind::FactorizedRandom:
-          perScore += 2 * first.getShape()[2];
-          break;
-        }
-      }
-      int64_t n = cast<RankedTensorType>(result.getType()).getShape()[2];
-      flops += v.getShape()[0] * v.getShape()[1] * n * v.getShape()[2] *
-               (perScore + 2 * v.getShape()[3]);
-    } else {
-      flops += numel(result);
-    }
-  }
-  return flops;
-}
-
-/// The execution plan of one entry function.
-absl::StatusOr<rt::EntryInfo> planEntry(func::FuncOp func) {
-  rt::EntryInfo entry;
-  entry.name = func.getSymName().str();
-  DenseMap<Value, int64_t> bufferOf;
-  auto addBuffer = [&](Value v, rt::BufferInfo info) -> absl::Status {
-    absl::StatusOr<rt::BufferInfo> described = describeBuffer(v);
-    if (!described.ok()) {
-      return described.status();
-    }
-    info.shape = described->shape;
-    info.dtype = described->dtype;
-    bufferOf[v] = static_cast<int64_t>(entry.buffers.size());
-    entry.buffers.push_back(info);
-    return absl::OkStatus();
-  };
-  for (BlockArgument arg : func.getArguments()) {
-    rt::BufferInfo info;
-    if (auto input = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(),
-                                                       "synth.input")) {
-      info.storage = rt::Storage::Input;
-      entry.inputs.push_back({input.str(), int64_t(entry.buffers.size())});
-    } else if (auto param = func.getArgAttrOfType<StringAttr>(
-                   arg.getArgNumber(), "synth.param")) {
-      info.storage = rt::Storage::Param;
-      info.param = param.str();
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "function @", entry.name, " argument #", arg.getArgNumber(),
-          " has neither synth.input nor synth.param"));
-    }
-    if (absl::Status s = addBuffer(arg, info); !s.ok()) {
-      return s;
-    }
-  }
-  auto bytes = func->getAttrOfType<IntegerAttr>("synth.arena_bytes");
-  if (!bytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("function @", entry.name,
-                     " has no memory plan (run synth-plan-memory)"));
-  }
-  entry.arenaBytes = bytes.getInt();
-  for (Operation &op : func.getBody().front().without_terminator()) {
-    auto kernel = dyn_cast<mlir::synth::KernelOp>(op);
-    if (!kernel) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "function @", entry.name, " contains an op outside kernels: ",
-          op.getName().getStringRef().str()));
-    }
-    auto offsets =
-        kernel->getAttrOfType<DenseI64ArrayAttr>("synth.arena_offsets");
-    if (!offsets || offsets.size() != kernel.getNumResults()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("kernel ", kernel.getKernelName().str(),
-                       " has no memory plan (run synth-plan-memory)"));
-    }
-    rt::CallInfo call;
-    call.kernel = kernel.getKernelName().str();
-    for (Value input : kernel.getInputs()) {
-      call.buffers.push_back(bufferOf.lookup(input));
-    }
-    for (auto [i, result] : llvm::enumerate(kernel.getResults())) {
-      rt::BufferInfo info;
-      if (offsets[i] < 0) {
-        info.storage = rt::Storage::Output;
-      } else {
-        info.storage = rt::Storage::Arena;
-        info.offset = offsets[i];
-      }
-      int64_t index = static_cast<int64_t>(entry.buffers.size());
-      if (absl::Status s = addBuffer(result, info); !s.ok()) {
-        return s;
-      }
-      call.buffers.push_back(index);
-    }
-    call.flops = kernelFlops(kernel);
-    for (int64_t b : call.buffers) {
-      call.bytes += entry.buffers[b].byteSize();
-    }
-    entry.calls.push_back(call);
-  }
-  for (Value v : func.getBody().front().getTerminator()->getOperands()) {
-    std::string name = entry.name == "loss" ? "loss" : "logits";
-    entry.outputs.push_back({name, bufferOf.lookup(v)});
-  }
-  return entry;
-}
 
 absl::Status writeFile(const std::string &path, const std::string &bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -243,7 +82,7 @@ absl::Status writeCudaArtifact(ModuleOp module,
       skipped.push(json::Value::string(func.getSymName().str()));
       continue;
     }
-    absl::StatusOr<rt::EntryInfo> entry = planEntry(func);
+    absl::StatusOr<rt::EntryInfo> entry = codegen::planEntry(func);
     if (!entry.ok()) {
       return entry.status();
     }
@@ -315,23 +154,15 @@ absl::Status writeCudaArtifact(ModuleOp module,
     kernels.set(launch.name, std::move(entry));
   }
 
-  std::string weightsPath =
-      (fs::path(options.output) / "weights.safetensors").string();
-  safetensors::File weights = initializeParameters(table, seed);
-  weights.metadata.push_back({"format", "synthc-weights"});
-  weights.metadata.push_back({"seed", std::to_string(seed)});
-  if (absl::Status s = safetensors::write(weightsPath, weights); !s.ok()) {
+  if (absl::Status s =
+          codegen::writeInitialWeights(options.output, table, seed);
+      !s.ok()) {
     return s;
   }
   files.push_back("weights.safetensors");
-  for (const std::string &name : files) {
-    std::string path = (fs::path(options.output) / name).string();
-    absl::StatusOr<std::string> digest = sha256File(path);
-    if (!digest.ok()) {
-      return digest.status();
-    }
-    manifest.files.push_back(
-        {name, *digest, static_cast<int64_t>(fs::file_size(path))});
+  if (absl::Status s = codegen::recordFiles(manifest, options.output, files);
+      !s.ok()) {
+    return s;
   }
 
   std::string manifestPath =
