@@ -10,12 +10,14 @@ BUILD_DIR="${SYNTH_BUILD_DIR:-$ROOT/build}"
 BUILD_TYPE="${SYNTH_BUILD_TYPE:-Release}"
 
 # Compiler toolchain and MLIR/LLVM 22, Halide 14, test and benchmark libraries, reference numerics (torch, numpy;
-# OpenBLAS replaces the netlib reference BLAS that Debian's torch otherwise runs on, a fair anchor for benchmarks).
+# OpenBLAS replaces the netlib reference BLAS that Debian's torch otherwise runs on, a fair anchor for benchmarks),
+# and the King James Bible with the SWORD tools to read it (the built-in training corpus: scripts/prepare_kjv.py).
 PACKAGES=(
   cmake ninja-build ccache git python3
   clang-22 lld-22 clang-format-22 llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
   libhalide14-0-dev libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3-torch python3-numpy libopenblas0-pthread
+  sword-text-kjv libsword-utils
 )
 
 missing=()

@@ -23,6 +23,11 @@ import platform
 if platform.machine() in ("x86_64", "AMD64"):
     config.available_features.add("x86-64")
 
+# The real corpus (Debian's sword-text-kjv and libsword-utils, installed by scripts/setup.sh).
+import shutil
+if shutil.which("mod2vpl") and os.path.exists("/usr/share/sword/mods.d/engKJV2006eb.conf"):
+    config.available_features.add("kjv")
+
 llvm_config.use_default_substitutions()
 config.substitutions.append(("%synth_src_root", config.synth_src_root))
 
