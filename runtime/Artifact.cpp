@@ -65,8 +65,8 @@ absl::Status fail(const std::string &dir, const std::string &what) {
 
 } // namespace
 
-absl::StatusOr<std::unique_ptr<Artifact>>
-Artifact::load(const std::string &dir) {
+absl::StatusOr<std::unique_ptr<Artifact>> Artifact::load(const std::string &dir,
+                                                         DeviceKind device) {
   struct stat info;
   if (::stat(dir.c_str(), &info) != 0) {
     return absl::NotFoundError(absl::StrCat(
@@ -78,6 +78,7 @@ Artifact::load(const std::string &dir) {
   }
   std::unique_ptr<Artifact> artifact(new Artifact());
   artifact->dir_ = dir;
+  artifact->device_ = device;
   absl::StatusOr<Manifest> manifest =
       readManifest(joinPath(dir, "manifest.json"));
   if (!manifest.ok()) {
@@ -87,12 +88,26 @@ Artifact::load(const std::string &dir) {
   const Manifest &m = artifact->manifest_;
 
   const CpuFeatures &cpu = hostCpuFeatures();
-  if (m.target.kind != "cpu") {
-    return absl::UnimplementedError(absl::StrCat(
-        dir, ": target kind ", m.target.kind,
-        " is not supported by this runtime yet (it runs cpu artifacts)"));
+  const bool forCuda = device == DeviceKind::Cuda;
+  if (m.target.kind != (forCuda ? "cuda" : "cpu")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        dir, ": the artifact's target is ", m.target.kind, " (", m.target.arch,
+        "); it cannot run on the ", forCuda ? "CUDA device" : "CPU",
+        m.target.kind == "cuda"  ? " (use --device=cuda)"
+        : m.target.kind == "cpu" ? " (use --device=cpu)"
+                                 : ""));
   }
-  if (m.target.arch != cpu.arch) {
+  // Files a CUDA device loads as modules; their checked bytes are kept.
+  std::set<std::string> moduleFiles;
+  if (forCuda && m.cuda) {
+    for (const CudaKernelInfo &kernel : m.cuda->kernels) {
+      moduleFiles.insert(kernel.ptx);
+      if (!kernel.cubin.empty()) {
+        moduleFiles.insert(kernel.cubin);
+      }
+    }
+  }
+  if (!forCuda && m.target.arch != cpu.arch) {
     return absl::FailedPreconditionError(
         absl::StrCat(dir, ": the artifact is for ", m.target.arch,
                      ", this machine is ", cpu.arch));
@@ -133,7 +148,12 @@ Artifact::load(const std::string &dir) {
     }
     if (file.name == "weights.safetensors") {
       weightsBytes = std::move(*bytes);
+    } else if (moduleFiles.count(file.name)) {
+      artifact->moduleImages_[file.name] = std::move(*bytes);
     }
+  }
+  if (forCuda) {
+    return finishLoading(std::move(artifact), weightsBytes);
   }
 
   absl::Status features = checkRequiredFeatures(m.target.requiredFeatures, cpu);
@@ -191,7 +211,14 @@ Artifact::load(const std::string &dir) {
     }
   }
 
-  // Weights.
+  return finishLoading(std::move(artifact), weightsBytes);
+}
+
+absl::StatusOr<std::unique_ptr<Artifact>>
+Artifact::finishLoading(std::unique_ptr<Artifact> artifact,
+                        const std::string &weightsBytes) {
+  const std::string &dir = artifact->dir_;
+  const Manifest &m = artifact->manifest_;
   std::string weightsPath = joinPath(dir, "weights.safetensors");
   safetensors::File weights;
   if (m.findFile("weights.safetensors")) {
@@ -253,12 +280,22 @@ absl::Status Artifact::checkWeights(const safetensors::File &weights,
   return absl::OkStatus();
 }
 
+const std::string *Artifact::moduleImage(const std::string &file) const {
+  auto it = moduleImages_.find(file);
+  return it == moduleImages_.end() ? nullptr : &it->second;
+}
+
 KernelAddress Artifact::kernel(const std::string &name) const {
   auto it = kernels_.find(name);
   return it == kernels_.end() ? nullptr : it->second;
 }
 
 absl::StatusOr<int> Artifact::setNumThreads(int threads) {
+  if (!setNumThreads_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir_, ": --threads applies to cpu artifacts (this one "
+                           "was loaded for the CUDA device)"));
+  }
   if (threads < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "thread count must be >= 0 (0: one per CPU), got ", threads));

@@ -26,11 +26,20 @@ namespace synth::rt {
 /// int (*)(halide_buffer_t *, ...) with the call's argument count.
 using KernelAddress = void *;
 
+/// What an artifact is loaded for: the CPU executor (Session, Executor.h)
+/// or the CUDA device (CudaSession, CudaDevice.h). The artifact's target kind
+/// must match.
+enum class DeviceKind { Cpu, Cuda };
+
 class Artifact {
 public:
-  /// Loads and validates the artifact directory `dir`. Errors start with
-  /// `dir` and name the file and field that is wrong.
-  static absl::StatusOr<std::unique_ptr<Artifact>> load(const std::string &dir);
+  /// Loads and validates the artifact directory `dir` for `device`. Errors
+  /// start with `dir` and name the file and field that is wrong. For the CPU:
+  /// CPU features, kernels.so and its symbols; for CUDA: no host checks (the
+  /// device checks the GPU), and the bytes of every PTX and cubin are kept
+  /// (moduleImage).
+  static absl::StatusOr<std::unique_ptr<Artifact>>
+  load(const std::string &dir, DeviceKind device = DeviceKind::Cpu);
 
   ~Artifact();
   Artifact(const Artifact &) = delete;
@@ -56,6 +65,13 @@ public:
   /// at load time), or nullptr.
   KernelAddress kernel(const std::string &name) const;
 
+  /// What the artifact was loaded for.
+  DeviceKind device() const { return device_; }
+
+  /// The checked bytes of a PTX or cubin file of a cuda artifact (named in
+  /// cuda.kernels), or nullptr.
+  const std::string *moduleImage(const std::string &file) const;
+
   /// Sets the size of kernels.so's Halide thread pool (0: one per CPU) for
   /// every session of this artifact; returns the previous setting.
   absl::StatusOr<int> setNumThreads(int threads);
@@ -66,9 +82,15 @@ public:
 
 private:
   Artifact() = default;
+  /// The last step of load: parses and checks the weights.
+  static absl::StatusOr<std::unique_ptr<Artifact>>
+  finishLoading(std::unique_ptr<Artifact> artifact,
+                const std::string &weightsBytes);
 
   std::string dir_;
+  DeviceKind device_ = DeviceKind::Cpu;
   Manifest manifest_;
+  std::map<std::string, std::string> moduleImages_;
   std::shared_ptr<const safetensors::File> weights_;
   void *library_ = nullptr;
   std::map<std::string, KernelAddress> kernels_;

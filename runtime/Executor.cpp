@@ -138,6 +138,10 @@ Session::~Session() = default;
 absl::StatusOr<std::unique_ptr<Session>>
 Session::create(const Artifact &artifact, const std::string &entryName,
                 std::shared_ptr<const safetensors::File> weights) {
+  if (artifact.device() != DeviceKind::Cpu) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        artifact.dir(), ": loaded for CUDA; run it with a CudaSession"));
+  }
   const EntryInfo *entry = artifact.entry(entryName);
   if (!entry) {
     std::vector<std::string> names;

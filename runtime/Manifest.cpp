@@ -96,6 +96,15 @@ const ParameterInfo *Manifest::findParameter(const std::string &name) const {
   return nullptr;
 }
 
+const CudaKernelInfo *CudaInfo::findKernel(const std::string &name) const {
+  for (const CudaKernelInfo &kernel : kernels) {
+    if (kernel.name == name) {
+      return &kernel;
+    }
+  }
+  return nullptr;
+}
+
 const EntryInfo *Manifest::findEntry(const std::string &name) const {
   for (const EntryInfo &entry : entries) {
     if (entry.name == name) {
@@ -263,7 +272,7 @@ public:
     SYNTH_RETURN_IF_ERROR(checkKeys(root, "",
                                     {"format", "version", "model", "target",
                                      "files", "parameters", "entries"},
-                                    {}));
+                                    {"cuda"}));
     const json::Value &model = *root.find("model");
     if (!model.isObject()) {
       return errors_.fail(model, "model",
@@ -273,6 +282,24 @@ public:
     }
     manifest.model = model;
     SYNTH_RETURN_IF_ERROR(readTarget(*root.find("target"), manifest.target));
+    // The "cuda" key belongs to cuda targets, and a cuda target needs it (it
+    // holds every kernel's launch configuration).
+    const json::Value *cuda = root.find("cuda");
+    if (manifest.target.kind == "cuda" && !cuda) {
+      return errors_.fail(root, "",
+                          "missing key \"cuda\" (a cuda target's kernels "
+                          "and launch configurations)");
+    }
+    if (cuda && manifest.target.kind != "cuda") {
+      return errors_.fail(*cuda, "cuda",
+                          absl::StrCat("only a cuda target has a \"cuda\" "
+                                       "key; this one is ",
+                                       json::quote(manifest.target.kind)));
+    }
+    if (cuda) {
+      manifest.cuda.emplace();
+      SYNTH_RETURN_IF_ERROR(readCuda(*cuda, *manifest.cuda));
+    }
     SYNTH_RETURN_IF_ERROR(readFiles(*root.find("files"), manifest.files));
     SYNTH_RETURN_IF_ERROR(
         readParameters(*root.find("parameters"), manifest.parameters));
@@ -401,6 +428,78 @@ private:
                                       target.requiredFeatures));
     return readStrings(*value.find("variants"), "target.variants",
                        target.variants);
+  }
+
+  absl::Status readDim3(const json::Value &value, const std::string &path,
+                        std::array<int64_t, 3> &out) {
+    if (!value.isArray() || value.items().size() != 3) {
+      return errors_.fail(value, path,
+                          absl::StrCat("expected three integers [x, y, z], "
+                                       "got ",
+                                       describe(value)));
+    }
+    for (size_t i = 0; i < 3; ++i) {
+      const json::Value &item = value.items()[i];
+      if (!item.isInteger()) {
+        return errors_.fail(
+            item, indexPath(path, i),
+            absl::StrCat("expected an integer, got ", describe(item)));
+      }
+      out[i] = item.asInt();
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status readCuda(const json::Value &value, CudaInfo &cuda) {
+    SYNTH_RETURN_IF_ERROR(checkKeys(value, "cuda", {"arch", "abi", "kernels"},
+                                    {"skipped_entries"}));
+    SYNTH_RETURN_IF_ERROR(
+        readString(*value.find("arch"), "cuda.arch", cuda.arch));
+    SYNTH_RETURN_IF_ERROR(readString(*value.find("abi"), "cuda.abi", cuda.abi));
+    if (const json::Value *skipped = value.find("skipped_entries")) {
+      SYNTH_RETURN_IF_ERROR(
+          readStrings(*skipped, "cuda.skipped_entries", cuda.skippedEntries));
+    }
+    const json::Value &kernels = *value.find("kernels");
+    if (!kernels.isObject()) {
+      return errors_.fail(kernels, "cuda.kernels",
+                          absl::StrCat("expected an object of kernels, got ",
+                                       describe(kernels)));
+    }
+    for (const auto &[name, info] : kernels.members()) {
+      std::string path = childPath("cuda.kernels", name);
+      SYNTH_RETURN_IF_ERROR(checkKeys(
+          info, path, {"entry", "ptx", "grid", "block", "shared_bytes"},
+          {"cubin", "anchor"}));
+      CudaKernelInfo kernel;
+      kernel.name = name;
+      SYNTH_RETURN_IF_ERROR(readString(*info.find("entry"),
+                                       childPath(path, "entry"), kernel.entry));
+      SYNTH_RETURN_IF_ERROR(
+          readString(*info.find("ptx"), childPath(path, "ptx"), kernel.ptx));
+      if (const json::Value *cubin = info.find("cubin")) {
+        SYNTH_RETURN_IF_ERROR(
+            readString(*cubin, childPath(path, "cubin"), kernel.cubin));
+        if (kernel.cubin.empty()) {
+          return errors_.fail(*cubin, childPath(path, "cubin"),
+                              "empty file name (leave the key out when there "
+                              "is no cubin)");
+        }
+      }
+      if (const json::Value *anchor = info.find("anchor")) {
+        SYNTH_RETURN_IF_ERROR(
+            readString(*anchor, childPath(path, "anchor"), kernel.anchor));
+      }
+      SYNTH_RETURN_IF_ERROR(
+          readDim3(*info.find("grid"), childPath(path, "grid"), kernel.grid));
+      SYNTH_RETURN_IF_ERROR(readDim3(*info.find("block"),
+                                     childPath(path, "block"), kernel.block));
+      SYNTH_RETURN_IF_ERROR(readNonNegative(*info.find("shared_bytes"),
+                                            childPath(path, "shared_bytes"),
+                                            kernel.sharedBytes));
+      cuda.kernels.push_back(std::move(kernel));
+    }
+    return absl::OkStatus();
   }
 
   absl::Status readFiles(const json::Value &value,
@@ -646,6 +745,7 @@ public:
     }
     SYNTH_RETURN_IF_ERROR(checkTarget());
     SYNTH_RETURN_IF_ERROR(checkFiles());
+    SYNTH_RETURN_IF_ERROR(checkCuda());
     SYNTH_RETURN_IF_ERROR(checkParameters());
     if (m_.entries.empty()) {
       return errors_.fail("entries", "an artifact needs at least one entry "
@@ -664,6 +764,7 @@ public:
                                                json::quote(entry.name)));
       }
       SYNTH_RETURN_IF_ERROR(checkEntry(entry, path));
+      SYNTH_RETURN_IF_ERROR(checkCudaCalls(entry, path));
     }
     return absl::OkStatus();
   }
@@ -764,6 +865,140 @@ private:
                           absl::StrCat("missing \"weights.safetensors\" (the "
                                        "model has ",
                                        m_.parameters.size(), " parameters)"));
+    }
+    return absl::OkStatus();
+  }
+
+  /// "sm_" followed by digits and an optional "a" (sm_80, sm_90a).
+  static bool isCudaArch(const std::string &arch) {
+    if (arch.size() < 5 || arch.compare(0, 3, "sm_") != 0) {
+      return false;
+    }
+    size_t end = arch.back() == 'a' ? arch.size() - 1 : arch.size();
+    for (size_t i = 3; i < end; ++i) {
+      if (!std::isdigit(static_cast<unsigned char>(arch[i]))) {
+        return false;
+      }
+    }
+    return end > 4;
+  }
+
+  absl::Status checkCudaFile(const std::string &name, const std::string &path,
+                             const char *what) {
+    if (name.empty()) {
+      return errors_.fail(path, absl::StrCat("empty ", what, " file name"));
+    }
+    if (!m_.findFile(name)) {
+      return errors_.fail(path, absl::StrCat(what, " file ", json::quote(name),
+                                             " is not listed in files"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status checkCuda() {
+    if (!m_.cuda) {
+      return absl::OkStatus();
+    }
+    const CudaInfo &cuda = *m_.cuda;
+    if (m_.target.kind != "cuda") {
+      return errors_.fail("cuda", absl::StrCat("only a cuda target has a "
+                                               "\"cuda\" key; this one is ",
+                                               json::quote(m_.target.kind)));
+    }
+    if (!isCudaArch(cuda.arch)) {
+      return errors_.fail("cuda.arch",
+                          absl::StrCat("expected an architecture such as "
+                                       "sm_80 or sm_90a, got ",
+                                       json::quote(cuda.arch)));
+    }
+    if (cuda.arch != m_.target.arch) {
+      return errors_.fail("cuda.arch",
+                          absl::StrCat(json::quote(cuda.arch),
+                                       " differs from target.arch ",
+                                       json::quote(m_.target.arch)));
+    }
+    if (cuda.abi != kCudaAbi) {
+      return errors_.fail("cuda.abi", absl::StrCat("unsupported kernel ABI ",
+                                                   json::quote(cuda.abi),
+                                                   " (this runtime "
+                                                   "passes \"",
+                                                   kCudaAbi, "\")"));
+    }
+    std::set<std::string> names;
+    for (const CudaKernelInfo &kernel : cuda.kernels) {
+      std::string path = childPath("cuda.kernels", kernel.name);
+      if (!names.insert(kernel.name).second) {
+        return errors_.fail(
+            path, absl::StrCat("duplicate kernel ", json::quote(kernel.name)));
+      }
+      if (!isIdentifier(kernel.entry)) {
+        return errors_.fail(childPath(path, "entry"),
+                            absl::StrCat("entry ", json::quote(kernel.entry),
+                                         " is not a C identifier"));
+      }
+      SYNTH_RETURN_IF_ERROR(
+          checkCudaFile(kernel.ptx, childPath(path, "ptx"), "ptx"));
+      if (!kernel.cubin.empty()) {
+        SYNTH_RETURN_IF_ERROR(
+            checkCudaFile(kernel.cubin, childPath(path, "cubin"), "cubin"));
+      }
+      // The driver's limits: grid x < 2^31, y and z < 2^16; block x and y
+      // <= 1024, z <= 64, at most 1024 threads.
+      static constexpr int64_t kGridMax[3] = {2147483647, 65535, 65535};
+      static constexpr int64_t kBlockMax[3] = {1024, 1024, 64};
+      for (int d = 0; d < 3; ++d) {
+        std::string gridPath = indexPath(childPath(path, "grid"), d);
+        if (kernel.grid[d] <= 0 || kernel.grid[d] > kGridMax[d]) {
+          return errors_.fail(
+              gridPath, absl::StrCat("grid dimension ", kernel.grid[d],
+                                     " out of range [1, ", kGridMax[d], "]"));
+        }
+        std::string blockPath = indexPath(childPath(path, "block"), d);
+        if (kernel.block[d] <= 0 || kernel.block[d] > kBlockMax[d]) {
+          return errors_.fail(
+              blockPath, absl::StrCat("block dimension ", kernel.block[d],
+                                      " out of range [1, ", kBlockMax[d], "]"));
+        }
+      }
+      int64_t threads = kernel.block[0] * kernel.block[1] * kernel.block[2];
+      if (threads > kCudaMaxThreadsPerBlock) {
+        return errors_.fail(childPath(path, "block"),
+                            absl::StrCat(threads,
+                                         " threads per block; at most ",
+                                         kCudaMaxThreadsPerBlock));
+      }
+      if (kernel.sharedBytes < 0 || kernel.sharedBytes > kCudaMaxSharedBytes) {
+        return errors_.fail(childPath(path, "shared_bytes"),
+                            absl::StrCat(kernel.sharedBytes,
+                                         " bytes of shared memory; static "
+                                         "shared memory is at most ",
+                                         kCudaMaxSharedBytes));
+      }
+    }
+    for (size_t i = 0; i < cuda.skippedEntries.size(); ++i) {
+      const std::string &name = cuda.skippedEntries[i];
+      if (m_.findEntry(name)) {
+        return errors_.fail(indexPath("cuda.skipped_entries", i),
+                            absl::StrCat("entry ", json::quote(name),
+                                         " is both skipped and in entries"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  /// Every call of a cuda plan names a kernel of cuda.kernels.
+  absl::Status checkCudaCalls(const EntryInfo &entry, const std::string &path) {
+    if (!m_.cuda) {
+      return absl::OkStatus();
+    }
+    for (size_t c = 0; c < entry.calls.size(); ++c) {
+      const std::string &kernel = entry.calls[c].kernel;
+      if (!m_.cuda->findKernel(kernel)) {
+        return errors_.fail(
+            childPath(indexPath(childPath(path, "calls"), c), "kernel"),
+            absl::StrCat("kernel ", json::quote(kernel),
+                         " has no entry in cuda.kernels"));
+      }
     }
     return absl::OkStatus();
   }
@@ -1229,6 +1464,36 @@ std::string serializeManifest(const Manifest &manifest) {
     entries.set(entry.name, std::move(info));
   }
   root.set("entries", std::move(entries));
+
+  if (manifest.cuda) {
+    const CudaInfo &info = *manifest.cuda;
+    json::Value cuda = json::Value::object();
+    cuda.set("arch", json::Value::string(info.arch));
+    cuda.set("abi", json::Value::string(info.abi));
+    json::Value kernels = json::Value::object();
+    for (const CudaKernelInfo &kernel : info.kernels) {
+      json::Value item = json::Value::object();
+      item.set("entry", json::Value::string(kernel.entry));
+      item.set("ptx", json::Value::string(kernel.ptx));
+      if (!kernel.cubin.empty()) {
+        item.set("cubin", json::Value::string(kernel.cubin));
+      }
+      item.set("grid", shapeValue({kernel.grid.begin(), kernel.grid.end()}));
+      item.set("block", shapeValue({kernel.block.begin(), kernel.block.end()}));
+      item.set("shared_bytes", json::Value::integer(kernel.sharedBytes));
+      if (!kernel.anchor.empty()) {
+        item.set("anchor", json::Value::string(kernel.anchor));
+      }
+      kernels.set(kernel.name, std::move(item));
+    }
+    cuda.set("kernels", std::move(kernels));
+    json::Value skipped = json::Value::array();
+    for (const std::string &name : info.skippedEntries) {
+      skipped.push(json::Value::string(name));
+    }
+    cuda.set("skipped_entries", std::move(skipped));
+    root.set("cuda", std::move(cuda));
+  }
 
   std::string out;
   writePretty(root, 0, out);

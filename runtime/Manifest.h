@@ -15,7 +15,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,12 @@ inline constexpr int64_t kArtifactVersion = 1;
 inline constexpr int kMaxKernelArguments = 32;
 /// Alignment of the arena and of arena offsets, in bytes.
 inline constexpr int64_t kArenaAlignment = 64;
+/// The only kernel ABI of cuda artifacts: one device pointer per argument.
+inline constexpr const char *kCudaAbi = "bare-pointers";
+/// Static shared memory a CUDA kernel may use per block, and the most
+/// threads per block.
+inline constexpr int64_t kCudaMaxSharedBytes = 48 * 1024;
+inline constexpr int64_t kCudaMaxThreadsPerBlock = 1024;
 
 struct TargetInfo {
   std::string kind = "cpu"; ///< "cpu" or "cuda"
@@ -95,6 +103,29 @@ struct EntryInfo {
   const Binding *findOutput(const std::string &name) const;
 };
 
+/// The launch configuration of one CUDA kernel (cuda.kernels.<name>).
+struct CudaKernelInfo {
+  std::string name;  ///< the key: the kernel name calls use
+  std::string entry; ///< the function's name in its module
+  std::string ptx;   ///< file name of the PTX (listed in files)
+  std::string cubin; ///< file name of the cubin, or "" (optional)
+  std::array<int64_t, 3> grid = {1, 1, 1};
+  std::array<int64_t, 3> block = {1, 1, 1};
+  int64_t sharedBytes = 0; ///< static shared memory per block
+  std::string anchor;      ///< the kernel's anchor op (informative)
+};
+
+/// The manifest's top-level "cuda" key (docs/cuda-backend.md): what only a
+/// CUDA runtime needs.
+struct CudaInfo {
+  std::string arch = "sm_90a";
+  std::string abi = kCudaAbi;
+  std::vector<CudaKernelInfo> kernels;
+  std::vector<std::string> skippedEntries;
+
+  const CudaKernelInfo *findKernel(const std::string &name) const;
+};
+
 struct Manifest {
   std::string format = kArtifactFormat;
   int64_t version = kArtifactVersion;
@@ -104,6 +135,10 @@ struct Manifest {
   std::vector<FileInfo> files;
   std::vector<ParameterInfo> parameters;
   std::vector<EntryInfo> entries;
+  /// The "cuda" key. A parsed manifest has it exactly when the target kind
+  /// is cuda; validateManifest accepts a cuda manifest without it (the
+  /// compiler validates the common part before adding it).
+  std::optional<CudaInfo> cuda;
 
   const FileInfo *findFile(const std::string &name) const;
   const ParameterInfo *findParameter(const std::string &name) const;

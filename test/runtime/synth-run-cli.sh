@@ -120,5 +120,39 @@ if python3 -c "import numpy" 2>/dev/null; then
   fi
 fi
 
+# --device: a cpu artifact does not run on the CUDA device, a cuda artifact not on the CPU, and without a CUDA driver
+# --device=cuda fails with exit 1 and says so (never a crash). The cuda artifact is a tiny hand-written one (its
+# "PTX" is not PTX: nothing here hands it to a driver).
+expect 1 'the artifact'"'"'s target is cpu (x86-64); it cannot run on the CUDA device (use --device=cpu)' -- \
+  "$RUN" forward "$TOY" --tokens "$WORK/tokens.npy" --device=cuda
+expect 1 '--device expects cpu or cuda, got "tpu"' -- "$RUN" forward "$TOY" --tokens "$WORK/tokens.npy" --device=tpu
+CUDA_ART="$WORK/tiny-cuda.synth"
+mkdir -p "$CUDA_ART"
+printf '// not PTX\n' >"$CUDA_ART/k.ptx"
+cat >"$CUDA_ART/manifest.json" <<JSON
+{"format": "synthc-artifact", "version": 1, "model": {},
+ "target": {"kind": "cuda", "arch": "sm_90a", "required_features": [], "variants": []},
+ "files": {"k.ptx": {"sha256": "$(sha256sum "$CUDA_ART/k.ptx" | cut -d' ' -f1)", "bytes": $(stat -c %s "$CUDA_ART/k.ptx")}},
+ "parameters": [],
+ "entries": {"forward": {"inputs": [{"name": "tokens", "buffer": 0}], "outputs": [{"name": "y", "buffer": 1}],
+   "buffers": [{"shape": [4], "dtype": "I32", "storage": "input"}, {"shape": [4], "dtype": "F32", "storage": "output"}],
+   "arena_bytes": 0, "calls": [{"kernel": "k", "buffers": [0, 1], "flops": 4, "bytes": 32}]}},
+ "cuda": {"arch": "sm_90a", "abi": "bare-pointers",
+   "kernels": {"k": {"entry": "k", "ptx": "k.ptx", "grid": [1, 1, 1], "block": [4, 1, 1], "shared_bytes": 0}},
+   "skipped_entries": []}}
+JSON
+expect 1 "tiny-cuda.synth: the artifact's target is cuda (sm_90a); it cannot run on the CPU (use --device=cuda)" -- \
+  "$RUN" bench "$CUDA_ART" --reps 1
+if ! ldconfig -p 2>/dev/null | grep -qF 'libcuda.so.1 '; then
+  for cmd in forward bench; do
+    expect 1 "synth-run $cmd: error: no CUDA driver: libcuda.so.1 not found (this machine has no NVIDIA GPU driver)" -- \
+      "$RUN" "$cmd" "$CUDA_ART" --device=cuda
+  done
+  expect 1 "synth-run eval: error: no CUDA driver: libcuda.so.1 not found" -- \
+    "$RUN" eval "$CUDA_ART" --device=cuda --data "$WORK/tokens.npy"
+  expect 1 "synth-run generate: error: no CUDA driver: libcuda.so.1 not found" -- \
+    "$RUN" generate "$CUDA_ART" --device=cuda --prompt hi
+fi
+
 echo "synth-run-cli: $((checks - failures))/$checks checks passed"
 [[ $failures -eq 0 ]]

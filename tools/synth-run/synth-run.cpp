@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/CpuFeatures.h"
+#include "runtime/CudaDevice.h"
 #include "runtime/Executor.h"
 #include "runtime/FileUtil.h"
 #include "runtime/Npy.h"
@@ -72,6 +73,9 @@ struct FlagSpec {
 const FlagSpec kThreadsFlag = {"threads", "N",
                                "kernel threads (0: one per CPU; default: "
                                "Halide's, HL_NUM_THREADS or one per CPU)"};
+const FlagSpec kDeviceFlag = {"device", "cpu|cuda",
+                              "where to run: cpu (default; a cpu artifact) "
+                              "or cuda (GPU 0; a cuda artifact)"};
 const FlagSpec kWeightsFlag = {"weights", "FILE.safetensors",
                                "parameters to use instead of the artifact's "
                                "weights.safetensors"};
@@ -99,6 +103,7 @@ const std::vector<Command> &commands() {
         {"text", "STRING", "the input \"tokens\" as the bytes of STRING"},
         {"o", "FILE", "write outputs: .npy (one output) or .safetensors"},
         kThreadsFlag,
+        kDeviceFlag,
         kWeightsFlag}},
       {"eval",
        "Mean cross-entropy, perplexity and bits per byte of the \"loss\" "
@@ -107,6 +112,7 @@ const std::vector<Command> &commands() {
        {{"data", "FILE", "the text to evaluate on"},
         {"max-batches", "N", "stop after N batches"},
         kThreadsFlag,
+        kDeviceFlag,
         kWeightsFlag}},
       {"generate",
        "Continues a prompt byte by byte. With the \"decode\" entry (every lm "
@@ -129,6 +135,7 @@ const std::vector<Command> &commands() {
          "print bytes as they are (default: escape "
          "non-printable bytes as \\xNN)"},
         kThreadsFlag,
+        kDeviceFlag,
         kWeightsFlag}},
       {"bench",
        "Times every kernel call of an entry point: warm-up runs, then timed "
@@ -140,6 +147,7 @@ const std::vector<Command> &commands() {
         {"warmup", "N", "untimed runs first (default 3)"},
         {"reps", "N", "timed runs (default 20)"},
         kThreadsFlag,
+        kDeviceFlag,
         kWeightsFlag}},
   };
   return kCommands;
@@ -302,23 +310,66 @@ std::optional<std::string> doubleFlag(const Args &args, const std::string &name,
 // Loading
 //===----------------------------------------------------------------------===//
 
+/// A session of the CPU executor or of the CUDA device, behind one API.
+class Runner {
+public:
+  explicit Runner(std::unique_ptr<rt::Session> cpu) : cpu_(std::move(cpu)) {}
+  explicit Runner(std::unique_ptr<rt::CudaSession> cuda)
+      : cuda_(std::move(cuda)) {}
+
+  const rt::EntryInfo &entry() const {
+    return cpu_ ? cpu_->entry() : cuda_->entry();
+  }
+  absl::Status setInput(const std::string &name, const Tensor &value) {
+    return cpu_ ? cpu_->setInput(name, value) : cuda_->setInput(name, value);
+  }
+  absl::Status run(const rt::RunOptions &options = {}) {
+    return cpu_ ? cpu_->run(options) : cuda_->run(options);
+  }
+  absl::StatusOr<Tensor> output(const std::string &name) const {
+    return cpu_ ? cpu_->output(name) : cuda_->output(name);
+  }
+  absl::StatusOr<rt::TensorView> outputView(const std::string &name) const {
+    return cpu_ ? cpu_->outputView(name) : cuda_->outputView(name);
+  }
+
+private:
+  std::unique_ptr<rt::Session> cpu_;
+  std::unique_ptr<rt::CudaSession> cuda_;
+};
+
 /// The artifact, its thread count, and a session of `entry` with the
-/// weights of --weights (if any).
+/// weights of --weights (if any), on the device of --device.
 struct Loaded {
+  std::unique_ptr<rt::CudaDevice> device; ///< --device=cuda only
   std::unique_ptr<rt::Artifact> artifact;
-  std::unique_ptr<rt::Session> session;
+  std::unique_ptr<Runner> session;
 };
 
 absl::StatusOr<Loaded> load(const Args &args, const std::string &entry,
                             int64_t threads) {
   Loaded loaded;
-  absl::StatusOr<std::unique_ptr<rt::Artifact>> artifact =
-      rt::Artifact::load(args.artifact);
+  std::string device = args.get("device").value_or("cpu");
+  if (device != "cpu" && device != "cuda") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--device expects cpu or cuda, got \"", device, "\""));
+  }
+  const bool cuda = device == "cuda";
+  absl::StatusOr<std::unique_ptr<rt::Artifact>> artifact = rt::Artifact::load(
+      args.artifact, cuda ? rt::DeviceKind::Cuda : rt::DeviceKind::Cpu);
   if (!artifact.ok()) {
     return artifact.status();
   }
   loaded.artifact = std::move(*artifact);
-  if (threads >= 0) {
+  if (cuda) {
+    absl::StatusOr<std::unique_ptr<rt::CudaDevice>> opened =
+        rt::CudaDevice::open(0);
+    if (!opened.ok()) {
+      return opened.status();
+    }
+    loaded.device = std::move(*opened);
+  }
+  if (threads >= 0 && !cuda) {
     absl::StatusOr<int> previous =
         loaded.artifact->setNumThreads(static_cast<int>(threads));
     if (!previous.ok()) {
@@ -339,12 +390,22 @@ absl::StatusOr<Loaded> load(const Args &args, const std::string &entry,
     weights =
         std::make_shared<const synth::safetensors::File>(std::move(*file));
   }
+  if (cuda) {
+    absl::StatusOr<std::unique_ptr<rt::CudaSession>> session =
+        rt::CudaSession::create(*loaded.device, *loaded.artifact, entry,
+                                weights);
+    if (!session.ok()) {
+      return session.status();
+    }
+    loaded.session = std::make_unique<Runner>(std::move(*session));
+    return loaded;
+  }
   absl::StatusOr<std::unique_ptr<rt::Session>> session =
       rt::Session::create(*loaded.artifact, entry, weights);
   if (!session.ok()) {
     return session.status();
   }
-  loaded.session = std::move(*session);
+  loaded.session = std::make_unique<Runner>(std::move(*session));
   return loaded;
 }
 
@@ -422,7 +483,7 @@ absl::StatusOr<Tensor> conformInput(Tensor t, const rt::BufferInfo &buffer,
 }
 
 /// Binds every --input NAME=FILE.npy.
-absl::Status bindInputFiles(const Args &args, rt::Session &session,
+absl::Status bindInputFiles(const Args &args, Runner &session,
                             std::vector<std::string> &bound) {
   for (const std::string &spec : args.getAll("input")) {
     size_t eq = spec.find('=');
@@ -560,7 +621,7 @@ int runForward(const Args &args) {
   if (!loaded.ok()) {
     return runError(args.command, loaded.status());
   }
-  rt::Session &session = *loaded->session;
+  Runner &session = *loaded->session;
   const rt::EntryInfo &plan = session.entry();
   std::vector<std::string> bound;
   absl::Status status = bindInputFiles(args, session, bound);
@@ -714,7 +775,7 @@ int runEval(const Args &args) {
   if (!status.ok()) {
     return runError(args.command, status);
   }
-  rt::Session &session = *loaded->session;
+  Runner &session = *loaded->session;
   const rt::BufferInfo *tokens = inputBuffer(session.entry(), "tokens");
   const rt::BufferInfo *targets = inputBuffer(session.entry(), "targets");
   const rt::BufferInfo *loss = outputBuffer(session.entry(), "loss");
@@ -857,7 +918,7 @@ int generateWithCache(const Args &args, int64_t threads, int64_t maxTokens,
   if (!loaded.ok()) {
     return runError(args.command, loaded.status());
   }
-  rt::Session &session = *loaded->session;
+  Runner &session = *loaded->session;
   const rt::BufferInfo *token = inputBuffer(session.entry(), "token");
   const rt::BufferInfo *logits = outputBuffer(session.entry(), "logits");
   if (!token || !logits || token->shape.size() != 2 || token->shape[1] != 1 ||
@@ -1027,7 +1088,7 @@ int runGenerate(const Args &args) {
     return generateWithCache(args, threads, maxTokens, temperature, topK, seed,
                              *prompt);
   }
-  rt::Session &session = *loaded->session;
+  Runner &session = *loaded->session;
   const rt::BufferInfo *tokens = inputBuffer(session.entry(), "tokens");
   const rt::BufferInfo *logits = outputBuffer(session.entry(), "logits");
   if (!tokens || !logits || session.entry().inputs.size() != 1 ||
@@ -1154,7 +1215,7 @@ int runBench(const Args &args) {
   if (!loaded.ok()) {
     return runError(args.command, loaded.status());
   }
-  rt::Session &session = *loaded->session;
+  Runner &session = *loaded->session;
   const rt::EntryInfo &plan = session.entry();
   std::vector<std::string> bound;
   absl::Status status = bindInputFiles(args, session, bound);
@@ -1238,6 +1299,9 @@ int runBench(const Args &args) {
               cpu.brand.empty() ? "unknown CPU" : cpu.brand.c_str(),
               absl::StrJoin(halideFeatures, " ").c_str(), threadText.c_str(),
               date);
+  if (loaded->device) {
+    std::printf("device: CUDA %s\n", loaded->device->describe().c_str());
+  }
   std::printf("variants: %s\n\n",
               absl::StrJoin(loaded->artifact->manifest().target.variants, ", ")
                   .c_str());
