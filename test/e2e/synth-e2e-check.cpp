@@ -1,7 +1,7 @@
 //===- synth-e2e-check.cpp - compiled artifact vs the reference -----------===//
 //
 //   synth-e2e-check ARTIFACT REF.safetensors [--rtol R] [--threads T]
-//                   [--write-outputs OUT.safetensors]
+//                   [--write-outputs OUT.safetensors] [--device cpu|cuda]
 //
 // REF is what test/reference's synth-reference writes: parameters under their
 // own names, inputs as input.<name>, and the reference's float64 results
@@ -10,17 +10,20 @@
 // must match the reference within the relative error R (default 1e-5):
 // max |compiled - ref| / max |ref|. NaN never passes. With --write-outputs the
 // file is rewritten with the compiled results in place of ref.*, so the
-// PyTorch cross-check can judge the compiled numbers too.
+// PyTorch cross-check can judge the compiled numbers too. --device cuda runs a
+// `synthc --target=cuda` artifact on the GPU (test/gpu/run.sh).
 //
 //===----------------------------------------------------------------------===//
 
 #include "runtime/Artifact.h"
+#include "runtime/CudaDevice.h"
 #include "runtime/Executor.h"
 #include "runtime/Safetensors.h"
 
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -31,7 +34,7 @@ int usage(const char *message) {
   std::fprintf(stderr,
                "synth-e2e-check: %s\nusage: synth-e2e-check ARTIFACT "
                "REF.safetensors [--rtol R] [--threads T] [--write-outputs "
-               "OUT.safetensors]\n",
+               "OUT.safetensors] [--device cpu|cuda]\n",
                message);
   return 2;
 }
@@ -55,6 +58,24 @@ double relativeError(const synth::Tensor &got, const synth::Tensor &want) {
   return maxDiff / std::max(maxRef, 1e-30);
 }
 
+/// One entry's session on the CPU or a CUDA device, behind one interface.
+struct AnySession {
+  std::unique_ptr<synth::rt::Session> cpu;
+  std::unique_ptr<synth::rt::CudaSession> cuda;
+  const synth::rt::EntryInfo &entry() const {
+    return cpu ? cpu->entry() : cuda->entry();
+  }
+  absl::Status setInput(const std::string &name, const synth::Tensor &value) {
+    return cpu ? cpu->setInput(name, value) : cuda->setInput(name, value);
+  }
+  absl::Status run(const synth::rt::RunOptions &options) {
+    return cpu ? cpu->run(options) : cuda->run(options);
+  }
+  absl::StatusOr<synth::Tensor> output(const std::string &name) const {
+    return cpu ? cpu->output(name) : cuda->output(name);
+  }
+};
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -64,6 +85,7 @@ int main(int argc, char **argv) {
   std::string artifactPath = argv[1], refPath = argv[2], writePath;
   double rtol = 1e-5;
   int threads = 0;
+  bool onCuda = false;
   for (int i = 3; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--rtol" && i + 1 < argc) {
@@ -72,19 +94,58 @@ int main(int argc, char **argv) {
       threads = std::atoi(argv[++i]);
     } else if (arg == "--write-outputs" && i + 1 < argc) {
       writePath = argv[++i];
+    } else if (arg == "--device" && i + 1 < argc) {
+      std::string device = argv[++i];
+      if (device != "cpu" && device != "cuda") {
+        return usage("--device expects cpu or cuda");
+      }
+      onCuda = device == "cuda";
     } else {
       return usage(("unknown argument " + arg).c_str());
     }
   }
-  auto artifact = synth::rt::Artifact::load(artifactPath);
+  auto artifact = synth::rt::Artifact::load(
+      artifactPath,
+      onCuda ? synth::rt::DeviceKind::Cuda : synth::rt::DeviceKind::Cpu);
   if (!artifact.ok()) {
     std::fprintf(stderr, "error: %s\n",
                  std::string(artifact.status().message()).c_str());
     return 1;
   }
-  if (threads > 0) {
+  if (threads > 0 && !onCuda) {
     (void)(*artifact)->setNumThreads(threads);
   }
+  std::shared_ptr<synth::safetensors::File> weightsHolder;
+  std::unique_ptr<synth::rt::CudaDevice> device;
+  if (onCuda) {
+    auto opened = synth::rt::CudaDevice::open();
+    if (!opened.ok()) {
+      std::fprintf(stderr, "error: %s\n",
+                   std::string(opened.status().message()).c_str());
+      return 1;
+    }
+    device = std::move(*opened);
+  }
+  // A session for `entry` on the chosen device.
+  auto makeSession = [&](const std::string &entry)
+      -> absl::StatusOr<std::unique_ptr<AnySession>> {
+    auto any = std::make_unique<AnySession>();
+    if (onCuda) {
+      auto s = synth::rt::CudaSession::create(*device, **artifact, entry,
+                                              weightsHolder);
+      if (!s.ok()) {
+        return s.status();
+      }
+      any->cuda = std::move(*s);
+    } else {
+      auto s = synth::rt::Session::create(**artifact, entry, weightsHolder);
+      if (!s.ok()) {
+        return s.status();
+      }
+      any->cpu = std::move(*s);
+    }
+    return any;
+  };
   auto ref = synth::safetensors::read(refPath);
   if (!ref.ok()) {
     std::fprintf(stderr, "error: %s\n",
@@ -92,7 +153,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   // The parameters of the model, from the reference file.
-  auto weights = std::make_shared<synth::safetensors::File>();
+  weightsHolder = std::make_shared<synth::safetensors::File>();
+  auto &weights = weightsHolder;
   for (const auto &param : (*artifact)->manifest().parameters) {
     const synth::Tensor *t = ref->find(param.name);
     if (!t) {
@@ -173,7 +235,7 @@ int main(int argc, char **argv) {
   // tokens one at a time, carrying the caches from output to input; step t's
   // logits must be row t of the reference's logits.
   if ((*artifact)->manifest().findEntry("decode")) {
-    auto session = synth::rt::Session::create(**artifact, "decode", weights);
+    auto session = makeSession("decode");
     const synth::Tensor *tokens = ref->find("input.tokens");
     const synth::Tensor *want = ref->find("ref.logits");
     if (!session.ok() || !tokens || !want) {
