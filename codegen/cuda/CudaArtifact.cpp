@@ -93,7 +93,7 @@ absl::Status writeCudaArtifact(ModuleOp module,
   registerCudaDialects(*module.getContext());
   std::vector<LaunchInfo> launches;
   absl::StatusOr<OwningOpRef<ModuleOp>> gpuModule =
-      lowerKernelsToGpu(module, &launches);
+      lowerKernelsToGpu(module, &launches, options.target.precision);
   if (!gpuModule.ok()) {
     return gpuModule.status();
   }
@@ -182,6 +182,8 @@ absl::Status writeCudaArtifact(ModuleOp module,
   cuda.set("abi", json::Value::string("bare-pointers"));
   cuda.set("kernels", std::move(kernels));
   cuda.set("skipped_entries", std::move(skipped));
+  // The linear kernels' precision (f32, or bf16/f16 on tensor cores).
+  cuda.set("precision", json::Value::string(options.target.precision));
   document->set("cuda", std::move(cuda));
   return writeFile(manifestPath, json::serialize(*document, true) + "\n");
 }

@@ -37,6 +37,10 @@ struct CudaTarget {
   /// The CUDA toolkit root (libdevice, ptxas); empty: $CUDA_HOME, then the
   /// toolkit found at configure time, then /usr/local/cuda.
   std::string toolkit;
+  /// Precision of the matmul-shaped kernels (linear): "f32" (the default, the
+  /// checking path: CUDA-core FMAs), "bf16" or "f16" (tiles rounded to 16-bit,
+  /// tensor cores: nvgpu.mma.sync m16n8k16 with f32 accumulators, sm_80+).
+  std::string precision = "f32";
 };
 
 /// How one generated kernel is launched (one gpu.func per synth.kernel).
@@ -54,6 +58,10 @@ struct LaunchInfo {
 const char *supportedArchs();
 bool isSupportedArch(const std::string &arch);
 
+/// The precisions of CudaTarget::precision, for messages: "f32, bf16, f16".
+const char *supportedPrecisions();
+bool isSupportedPrecision(const std::string &precision);
+
 /// Whether the back end compiles entry function `name`: `forward` and `loss`.
 /// Decoding with a cache (`decode`: to_index, cache_update, slice_rows,
 /// query offsets) is not implemented yet; its functions are skipped.
@@ -66,12 +74,16 @@ void registerCudaDialects(mlir::MLIRContext &context);
 /// `kernels` (the output of the synth-cpu-kernels pipeline), one gpu.module
 /// holding one kernel gpu.func, both named after the kernel, in program order;
 /// `launches` receives each kernel's launch configuration. Fails, naming the
-/// kernel and op, on what the back end does not implement.
+/// kernel and op, on what the back end does not implement. `precision` (see
+/// CudaTarget::precision) selects the linear kernels' tensor-core variant.
 absl::StatusOr<mlir::OwningOpRef<mlir::ModuleOp>>
-lowerKernelsToGpu(mlir::ModuleOp kernels, std::vector<LaunchInfo> *launches);
+lowerKernelsToGpu(mlir::ModuleOp kernels, std::vector<LaunchInfo> *launches,
+                  const std::string &precision = "f32");
 
 /// Stage 2, in place: gpu.module contents -> NVVM/LLVM dialect, with the
-/// nvvm target (arch, PTX version, libdevice) attached.
+/// nvvm target (arch, PTX version, libdevice) attached. bf16 nvgpu.mma.sync
+/// ops are first rewritten to nvvm.mma.sync (upstream's nvgpu-to-nvvm only
+/// types f16/tf32/int operands), the rest of nvgpu by convert-nvgpu-to-nvvm.
 absl::Status lowerGpuToNvvm(mlir::ModuleOp module, const CudaTarget &target);
 
 /// Stage 3: PTX text of every gpu.module of an NVVM-stage module, as

@@ -7,7 +7,11 @@
 //   pointwise        one thread per element, 256 threads per block
 //   linear           64x64 output tile per block of 16x16 threads, 4x4
 //                    outputs per thread in registers, A/B tiles of 16 along
-//                    the reduction staged in shared memory
+//                    the reduction staged in shared memory; with precision
+//                    bf16/f16: 64x64 per block of 4 warps, 32x32 per warp as
+//                    2x4 nvgpu.mma.sync m16n8k16 tiles (f32 accumulators),
+//                    16-bit A/B tiles of 32 along the reduction in shared
+//                    memory, fragments read as 1-D vector<2x16-bit> loads
 //   layer_norm       one warp per row (4 rows per block), shuffle reductions
 //   mean_pool        one thread per output element
 //   cross_entropy    one block; per-thread partial sums (f64) reduced in
@@ -32,7 +36,9 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/Builders.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -262,8 +268,9 @@ struct Element {
 
 class KernelLowering {
 public:
-  KernelLowering(mlir::synth::KernelOp kernel, OpBuilder &b)
-      : kernel_(kernel), b_(b), e_(b, kernel.getLoc()) {}
+  KernelLowering(mlir::synth::KernelOp kernel, OpBuilder &b,
+                 const std::string &precision)
+      : kernel_(kernel), b_(b), e_(b, kernel.getLoc()), precision_(precision) {}
 
   absl::StatusOr<LaunchInfo> run(gpu::GPUModuleOp module) {
     Block &body = kernel_.getBody().front();
@@ -335,6 +342,13 @@ public:
                                    b_.getFunctionType(args, {}), shared,
                                    TypeRange{});
     func_->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b_.getUnitAttr());
+    if (useMma()) {
+      // Fragments are read as 32-bit words: align the shared tiles.
+      for (size_t i = 0; i < shared_.size(); ++i) {
+        func_.setWorkgroupAttributionAttr(i, "llvm.align",
+                                          b_.getI64IntegerAttr(16));
+      }
+    }
     Block &entry = func_.getBody().front();
     b_.setInsertionPointToStart(&entry);
     for (BlockArgument arg : body.getArguments()) {
@@ -367,6 +381,7 @@ private:
   mlir::synth::KernelOp kernel_;
   OpBuilder &b_;
   Emitter e_;
+  std::string precision_;
   Operation *anchor_ = nullptr;
   SmallVector<Operation *> chain_;
   LaunchInfo info_;
@@ -463,7 +478,11 @@ private:
   //===--------------------------------------------------------------------===//
 
   absl::Status planShared() {
-    if (isa<mlir::synth::LinearOp>(anchor_)) {
+    if (useMma()) {
+      // Both tiles k-contiguous (W stored n-major), rows padded.
+      addShared("a_tile", {kLinearTile, kMmaRow}, halfType());
+      addShared("b_tile", {kLinearTile, kMmaRow}, halfType());
+    } else if (isa<mlir::synth::LinearOp>(anchor_)) {
       // x tile stored transposed; one padding column avoids bank conflicts.
       addShared("a_tile", {kLinearK, kLinearTile + 1}, b_.getF32Type());
       addShared("b_tile", {kLinearK, kLinearTile}, b_.getF32Type());
@@ -480,7 +499,7 @@ private:
   absl::Status emitAnchor() {
     Operation *op = anchor_;
     if (auto linear = dyn_cast<mlir::synth::LinearOp>(op)) {
-      return emitLinear(linear);
+      return useMma() ? emitLinearMma(linear) : emitLinear(linear);
     }
     if (auto norm = dyn_cast<mlir::synth::LayerNormOp>(op)) {
       return emitLayerNorm(norm);
@@ -652,6 +671,164 @@ private:
             status = s;
           }
         });
+      }
+    }
+    return status;
+  }
+
+  // linear on tensor cores (precision bf16 or f16): the same 64x64 output
+  // tile per block, computed by 4 warps (2 x 2), each a 32x32 sub-tile of
+  // 2 x 4 m16n8k16 MMA tiles with f32 accumulators (8 loop-carried
+  // vector<2x2xf32>). Per K step of 32, x (64 x 32) and W (as W^T, 64 x 32)
+  // are rounded to 16-bit into shared memory, k-contiguous and padded to 40
+  // elements a row (the 8 rows x 4 words of a fragment load hit 32 distinct
+  // banks); each fragment register (two consecutive k of one row) is one 1-D
+  // vector<2xbf16|f16> load, inserted into nvgpu.mma.sync's operand vectors.
+  static constexpr int64_t kMmaK = 32;
+  static constexpr int64_t kMmaRow = kMmaK + 8;
+  static constexpr int64_t kMmaWarps = 4;
+  static constexpr int64_t kMmaWarpTile = 32;
+
+  bool useMma() const {
+    return precision_ != "f32" && isa<mlir::synth::LinearOp>(anchor_);
+  }
+  Type halfType() {
+    return precision_ == "bf16" ? Type(b_.getBF16Type())
+                                : Type(b_.getF16Type());
+  }
+
+  absl::Status emitLinearMma(mlir::synth::LinearOp op) {
+    ArrayRef<int64_t> xShape = shapeOf(op.getInput());
+    ArrayRef<int64_t> leading = xShape.drop_back();
+    int64_t k = xShape.back();
+    int64_t m = product(leading);
+    int64_t n = shapeOf(op.getResult()).back();
+    bool transposed = op.getTransposeWeight();
+    constexpr int64_t threads = 32 * kMmaWarps;
+    info_.block = {threads, 1, 1};
+    info_.grid = {(n + kLinearTile - 1) / kLinearTile,
+                  (m + kLinearTile - 1) / kLinearTile, 1};
+    Value x = buffer(op.getInput()), w = buffer(op.getWeight());
+    Value aTile = shared(0), bTile = shared(1);
+    Type half = halfType();
+    Value tid = e_.threadId();
+    Value lane = e_.rem(tid, 32), warp = e_.div(tid, 32);
+    // The warp's 32x32 sub-tile; a lane's fragment row (group) and pair of
+    // columns (2 * quad), as in PTX's m16n8k16 fragment layouts.
+    Value wm = e_.mul(e_.div(warp, 2), kMmaWarpTile);
+    Value wn = e_.mul(e_.rem(warp, 2), kMmaWarpTile);
+    Value group = e_.div(lane, 4), quad2 = e_.mul(e_.rem(lane, 4), 2);
+    Value n0 = e_.mul(e_.blockId(gpu::Dimension::x), kLinearTile);
+    Value m0 = e_.mul(e_.blockId(gpu::Dimension::y), kLinearTile);
+    Value zero = e_.f32(0.0);
+    auto loadX = [&](Value row, Value kk) {
+      Value valid = e_.andI(e_.lt(row, m), e_.lt(kk, k));
+      SmallVector<Value> index = e_.unflatten(e_.minI(row, m - 1), leading);
+      index.push_back(e_.minI(kk, k - 1));
+      return e_.select(valid, e_.load(x, index), zero);
+    };
+    auto loadW = [&](Value kk, Value col) {
+      Value valid = e_.andI(e_.lt(kk, k), e_.lt(col, n));
+      Value kc = e_.minI(kk, k - 1), cc = e_.minI(col, n - 1);
+      Value v = transposed ? e_.load(w, {cc, kc}) : e_.load(w, {kc, cc});
+      return e_.select(valid, v, zero);
+    };
+    auto toHalf = [&](Value v) {
+      return arith::TruncFOp::create(b_, e_.loc, half, v).getResult();
+    };
+    auto accType = VectorType::get({2, 2}, b_.getF32Type());
+    auto aType = VectorType::get({4, 2}, half);
+    auto bType = VectorType::get({2, 2}, half);
+    auto pairType = VectorType::get({2}, half);
+    auto zeros = [&](VectorType type) {
+      Attribute element = FloatAttr::get(type.getElementType(), 0.0);
+      return arith::ConstantOp::create(b_, e_.loc,
+                                       DenseElementsAttr::get(type, element))
+          .getResult();
+    };
+    // One fragment register: elements (row, col) and (row, col + 1).
+    auto pair = [&](Value tile, Value row, Value col) {
+      return vector::LoadOp::create(b_, e_.loc, pairType, tile,
+                                    ValueRange{row, col})
+          .getResult();
+    };
+    auto fragment = [&](VectorType type, ArrayRef<Value> pairs) {
+      Value v = zeros(type);
+      for (auto [i, p] : llvm::enumerate(pairs)) {
+        v = vector::InsertOp::create(b_, e_.loc, p, v,
+                                     ArrayRef<int64_t>{int64_t(i)});
+      }
+      return v;
+    };
+    constexpr int64_t mTiles = kMmaWarpTile / 16, nTiles = kMmaWarpTile / 8;
+    SmallVector<Value> inits(mTiles * nTiles, zeros(accType));
+    int64_t kTiles = (k + kMmaK - 1) / kMmaK;
+    SmallVector<Value> acc = e_.loop(
+        e_.idx(0), e_.idx(kTiles), 1, inits, [&](Value kt, ValueRange carried) {
+          Value k0 = e_.mul(kt, kMmaK);
+          // Stage x[m0:+64, k0:+32] and W^T[n0:+64, k0:+32], coalesced
+          // along the contiguous dimension of each global buffer.
+          for (int64_t step = 0; step < kLinearTile * kMmaK / threads; ++step) {
+            Value flat = e_.add(tid, step * threads);
+            Value ml = e_.div(flat, kMmaK), kl = e_.rem(flat, kMmaK);
+            e_.store(toHalf(loadX(e_.add(m0, ml), e_.add(k0, kl))), aTile,
+                     {ml, kl});
+            Value nl = transposed ? ml : e_.rem(flat, kLinearTile);
+            Value kb = transposed ? kl : e_.div(flat, kLinearTile);
+            e_.store(toHalf(loadW(e_.add(k0, kb), e_.add(n0, nl))), bTile,
+                     {nl, kb});
+          }
+          e_.barrier();
+          SmallVector<Value> sums(carried);
+          for (int64_t ks = 0; ks < kMmaK; ks += 16) {
+            Value c0 = e_.add(quad2, ks), c8 = e_.add(quad2, ks + 8);
+            SmallVector<Value> as, bs;
+            for (int64_t i = 0; i < mTiles; ++i) {
+              Value r0 = e_.add(e_.add(wm, group), i * 16);
+              Value r8 = e_.add(r0, 8);
+              as.push_back(
+                  fragment(aType, {pair(aTile, r0, c0), pair(aTile, r8, c0),
+                                   pair(aTile, r0, c8), pair(aTile, r8, c8)}));
+            }
+            for (int64_t j = 0; j < nTiles; ++j) {
+              Value col = e_.add(e_.add(wn, group), j * 8);
+              bs.push_back(fragment(
+                  bType, {pair(bTile, col, c0), pair(bTile, col, c8)}));
+            }
+            for (int64_t i = 0; i < mTiles; ++i) {
+              for (int64_t j = 0; j < nTiles; ++j) {
+                Value &sum = sums[i * nTiles + j];
+                sum = nvgpu::MmaSyncOp::create(b_, e_.loc, as[i], bs[j], sum,
+                                               ArrayRef<int64_t>{16, 8, 16});
+              }
+            }
+          }
+          e_.barrier();
+          return sums;
+        });
+    // Accumulator (h, c) of tile (i, j): row group + 8h, column 2 quad + c.
+    absl::Status status;
+    for (int64_t i = 0; i < mTiles; ++i) {
+      for (int64_t j = 0; j < nTiles; ++j) {
+        for (int64_t h = 0; h < 2; ++h) {
+          for (int64_t c = 0; c < 2; ++c) {
+            Value row = e_.add(m0, e_.add(e_.add(wm, group), i * 16 + h * 8));
+            Value col = e_.add(n0, e_.add(e_.add(wn, quad2), j * 8 + c));
+            Value v = vector::ExtractOp::create(b_, e_.loc, acc[i * nTiles + j],
+                                                ArrayRef<int64_t>{h, c});
+            e_.ifThen(e_.andI(e_.lt(row, m), e_.lt(col, n)), [&] {
+              Value out = v;
+              if (op.getBias()) {
+                out = e_.fadd(out, e_.load(buffer(op.getBias()), {col}));
+              }
+              SmallVector<Value> index = e_.unflatten(row, leading);
+              index.push_back(col);
+              if (absl::Status s = finish({out, index}); !s.ok()) {
+                status = s;
+              }
+            });
+          }
+        }
       }
     }
     return status;
@@ -1189,10 +1366,17 @@ bool isCudaEntry(const std::string &name) {
 }
 
 absl::StatusOr<OwningOpRef<ModuleOp>>
-lowerKernelsToGpu(ModuleOp kernels, std::vector<LaunchInfo> *launches) {
+lowerKernelsToGpu(ModuleOp kernels, std::vector<LaunchInfo> *launches,
+                  const std::string &precision) {
+  if (!isSupportedPrecision(precision)) {
+    return absl::InvalidArgumentError(absl::StrCat("unsupported GPU precision ",
+                                                   precision, " (expected ",
+                                                   supportedPrecisions(), ")"));
+  }
   MLIRContext *context = kernels.getContext();
   context->loadDialect<gpu::GPUDialect, scf::SCFDialect, arith::ArithDialect,
-                       math::MathDialect, memref::MemRefDialect>();
+                       math::MathDialect, memref::MemRefDialect,
+                       nvgpu::NVGPUDialect, vector::VectorDialect>();
   OpBuilder b(context);
   OwningOpRef<ModuleOp> module = ModuleOp::create(kernels.getLoc());
   (*module)->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
@@ -1208,7 +1392,7 @@ lowerKernelsToGpu(ModuleOp kernels, std::vector<LaunchInfo> *launches) {
     for (auto kernel : func.getOps<mlir::synth::KernelOp>()) {
       auto gpuModule =
           gpu::GPUModuleOp::create(b, kernel.getLoc(), kernel.getKernelName());
-      KernelLowering lowering(kernel, b);
+      KernelLowering lowering(kernel, b, precision);
       absl::StatusOr<LaunchInfo> info = lowering.run(gpuModule);
       if (!info.ok()) {
         return info.status();

@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "mlir/Conversion/GPUToNVVM/GPUToNVVMPass.h"
+#include "mlir/Conversion/NVGPUToNVVM/NVGPUToNVVM.h"
 #include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
 #include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -26,7 +27,9 @@
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/InitAllExtensions.h"
 #include "mlir/Pass/PassManager.h"
@@ -81,6 +84,75 @@ absl::Status runPipeline(PassManager &pm, ModuleOp module,
   return absl::OkStatus();
 }
 
+/// bf16 nvgpu.mma.sync -> nvvm.mma.sync, in place. Upstream's
+/// convert-nvgpu-to-nvvm types f16, tf32 and integer operands only (bf16:
+/// "'nvgpu.mma.sync' op failed to deduce operand PTX types"); NVVM's mma.sync
+/// takes bf16 pairs packed in i32 registers. Each vector<2xbf16> row of the
+/// A (4x2) and B (2x2) operands becomes one i32, the f32 accumulators
+/// (2x2) four scalars; the remaining vector ops lower with the rest.
+absl::Status legalizeBf16Mma(ModuleOp module) {
+  SmallVector<nvgpu::MmaSyncOp> ops;
+  module.walk([&](nvgpu::MmaSyncOp op) {
+    if (getElementTypeOrSelf(op.getMatrixA().getType()).isBF16()) {
+      ops.push_back(op);
+    }
+  });
+  for (nvgpu::MmaSyncOp op : ops) {
+    std::array<int64_t, 3> shape = op.getMmaShapeAsArray();
+    auto aType = cast<VectorType>(op.getMatrixA().getType());
+    auto bType = cast<VectorType>(op.getMatrixB().getType());
+    auto cType = cast<VectorType>(op.getMatrixC().getType());
+    if (shape != std::array<int64_t, 3>{16, 8, 16} ||
+        aType.getShape() != ArrayRef<int64_t>{4, 2} ||
+        bType.getShape() != ArrayRef<int64_t>{2, 2} ||
+        cType.getShape() != ArrayRef<int64_t>{2, 2} ||
+        !cType.getElementType().isF32()) {
+      return absl::UnimplementedError(
+          "CUDA back end: bf16 nvgpu.mma.sync other than m16n8k16 with f32 "
+          "accumulators");
+    }
+    OpBuilder b(op);
+    Location loc = op.getLoc();
+    auto words = [&](Value matrix) {
+      SmallVector<Value> out;
+      auto type = cast<VectorType>(matrix.getType());
+      auto word = VectorType::get({1}, b.getI32Type());
+      for (int64_t r = 0; r < type.getDimSize(0); ++r) {
+        Value pair = vector::ExtractOp::create(b, loc, matrix, r);
+        Value packed = vector::BitCastOp::create(b, loc, word, pair);
+        out.push_back(vector::ExtractOp::create(b, loc, packed, 0));
+      }
+      return out;
+    };
+    SmallVector<Value> a = words(op.getMatrixA()), bw = words(op.getMatrixB());
+    SmallVector<Value> c;
+    for (int64_t i = 0; i < 4; ++i) {
+      c.push_back(vector::ExtractOp::create(b, loc, op.getMatrixC(),
+                                            ArrayRef<int64_t>{i / 2, i % 2}));
+    }
+    Type f32 = b.getF32Type();
+    auto resultType =
+        LLVM::LLVMStructType::getLiteral(b.getContext(), {f32, f32, f32, f32});
+    auto mma = NVVM::MmaOp::create(
+        b, loc, resultType, a, bw, c, shape, std::nullopt, std::nullopt,
+        std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16,
+                                      NVVM::MMATypes::bf16},
+        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                       NVVM::MMALayout::col});
+    Value result = arith::ConstantOp::create(
+        b, loc,
+        DenseElementsAttr::get(cType, Attribute(b.getF32FloatAttr(0.0f))));
+    for (int64_t i = 0; i < 4; ++i) {
+      Value v = LLVM::ExtractValueOp::create(b, loc, mma, i);
+      result = vector::InsertOp::create(b, loc, v, result,
+                                        ArrayRef<int64_t>{i / 2, i % 2});
+    }
+    op.getResult().replaceAllUsesWith(result);
+    op.erase();
+  }
+  return absl::OkStatus();
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -103,6 +175,10 @@ void buildGpuToNvvmPipeline(OpPassManager &pm, const CudaTarget &target) {
   pm.addPass(createGpuNVVMAttachTarget(attach));
   // 3. Everything inside the gpu.modules -> NVVM/LLVM. Kernel arguments are
   //    bare pointers (static shapes), the runtime's calling convention.
+  //    nvgpu (tensor-core MMA of the bf16/f16 linear kernels) first.
+  if (target.precision != "f32") {
+    pm.addNestedPass<gpu::GPUModuleOp>(createConvertNVGPUToNVVMPass());
+  }
   ConvertGpuOpsToNVVMOpsOptions toNvvm;
   toNvvm.useBarePtrCallConv = true;
   pm.addNestedPass<gpu::GPUModuleOp>(createConvertGpuOpsToNVVMOps(toNvvm));
@@ -128,6 +204,12 @@ bool isSupportedArch(const std::string &arch) {
   return arch == "sm_80" || arch == "sm_90a";
 }
 
+const char *supportedPrecisions() { return "f32, bf16, f16"; }
+
+bool isSupportedPrecision(const std::string &precision) {
+  return precision == "f32" || precision == "bf16" || precision == "f16";
+}
+
 std::string findToolkit(const CudaTarget &target) {
   std::vector<std::string> candidates = {target.toolkit};
   if (const char *home = std::getenv("CUDA_HOME")) {
@@ -148,7 +230,8 @@ void registerCudaDialects(MLIRContext &context) {
   registry
       .insert<arith::ArithDialect, cf::ControlFlowDialect, func::FuncDialect,
               gpu::GPUDialect, LLVM::LLVMDialect, math::MathDialect,
-              memref::MemRefDialect, NVVM::NVVMDialect, scf::SCFDialect>();
+              memref::MemRefDialect, NVVM::NVVMDialect, nvgpu::NVGPUDialect,
+              scf::SCFDialect, vector::VectorDialect>();
   // The to-LLVM conversion interfaces of these dialects, the NVVM target
   // attribute and the LLVM IR translations used by gpu-module-to-binary.
   registerAllExtensions(registry);
@@ -163,6 +246,9 @@ absl::Status lowerGpuToNvvm(ModuleOp module, const CudaTarget &target) {
     return absl::InvalidArgumentError(absl::StrCat("unsupported GPU arch ",
                                                    target.arch, " (expected ",
                                                    supportedArchs(), ")"));
+  }
+  if (absl::Status s = legalizeBf16Mma(module); !s.ok()) {
+    return s;
   }
   PassManager pm(module.getContext());
   buildGpuToNvvmPipeline(pm, target);
@@ -240,7 +326,7 @@ absl::StatusOr<std::string> emitCudaStage(ModuleOp kernels,
                                           const CudaTarget &target) {
   registerCudaDialects(*kernels.getContext());
   absl::StatusOr<OwningOpRef<ModuleOp>> gpuModule =
-      lowerKernelsToGpu(kernels, nullptr);
+      lowerKernelsToGpu(kernels, nullptr, target.precision);
   if (!gpuModule.ok()) {
     return gpuModule.status();
   }

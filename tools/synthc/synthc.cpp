@@ -58,6 +58,7 @@ constexpr const char *kUsage = R"(usage:
   --target=cpu     compile an artifact directory (manifest.json, kernels.so, weights.safetensors)
   --target=cuda    compile a CUDA artifact (manifest.json, PTX and, with ptxas, cubin per kernel, weights)
   --gpu-arch=A     the GPU for --target=cuda and --emit=gpu|nvvm|ptx: sm_80 or sm_90a (default)
+  --gpu-precision=P  linear kernels on the GPU: f32 (default, CUDA cores), bf16 or f16 (tensor cores, f32 accumulate)
   --cpu=portable   kernels for AVX-512, AVX2 and SSE4.1 with run-time dispatch (default); --cpu=host: this machine only
   --stats          print every parameter tensor, the totals and FLOPs per token
   --batch=B        batch size of the generated functions (default 1)
@@ -71,6 +72,7 @@ struct Options {
   std::string emit = "synth";
   std::string target;
   std::string gpuArch = "sm_90a";
+  std::string gpuPrecision = "f32";
   bool hostOnly = false;
   bool stats = false;
   std::string output;
@@ -153,6 +155,15 @@ int parseOptions(int argc, char **argv, Options &options) {
                           synth::cuda::supportedArchs() + ")");
       }
       options.gpuArch = *arch;
+      continue;
+    }
+    if (auto precision = value("--gpu-precision")) {
+      if (!synth::cuda::isSupportedPrecision(*precision)) {
+        return usageError("unknown --gpu-precision=" + *precision +
+                          " (expected " + synth::cuda::supportedPrecisions() +
+                          ")");
+      }
+      options.gpuPrecision = *precision;
       continue;
     }
     if (auto cpu = value("--cpu")) {
@@ -276,6 +287,7 @@ int main(int argc, char **argv) {
       synth::cuda::CudaArtifactOptions artifact;
       artifact.output = options.output;
       artifact.target.arch = options.gpuArch;
+      artifact.target.precision = options.gpuPrecision;
       artifact.model = *description;
       absl::Status written = synth::cuda::writeCudaArtifact(
           **module, table, config->seed, artifact);
@@ -306,6 +318,7 @@ int main(int argc, char **argv) {
   } else if (cudaStage) {
     synth::cuda::CudaTarget target;
     target.arch = options.gpuArch;
+    target.precision = options.gpuPrecision;
     absl::StatusOr<std::string> stage =
         synth::cuda::emitCudaStage(**module, options.emit, target);
     if (!stage.ok()) {

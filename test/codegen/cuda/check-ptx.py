@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Assembles every kernel of `synthc --emit=ptx` output with ptxas -v and checks the resources.
 
-usage: check-ptx.py PTX_FILE --arch sm_90a [--no-spill REGEX] [--max-smem BYTES]
+usage: check-ptx.py PTX_FILE --arch sm_90a [--no-spill REGEX] [--max-smem BYTES] [--mma REGEX]
 
 Prints one line per kernel: `kernel NAME regs R spill_stores S spill_loads L smem B stack K`, then `ok N kernels`.
 Exits non-zero when ptxas rejects a kernel, when a kernel matching --no-spill spills to local memory, or when a
-kernel's shared memory exceeds --max-smem. ptxas comes from $CUDA_HOME/bin (lit passes CUDA_HOME).
+kernel's shared memory exceeds --max-smem. With --mma, every kernel matching REGEX must contain tensor-core
+instructions (`mma.sync.aligned.m16n8k16`); for each, `mma NAME COUNT TYPE` is printed after its kernel line. ptxas comes from $CUDA_HOME/bin (lit passes CUDA_HOME).
 """
 import argparse
 import os
@@ -29,6 +30,7 @@ def main():
     parser.add_argument("--arch", required=True)
     parser.add_argument("--no-spill", default=None)
     parser.add_argument("--max-smem", type=int, default=48 * 1024)
+    parser.add_argument("--mma", default=None)
     args = parser.parse_args()
     ptxas = os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "ptxas")
     with open(args.ptx) as f:
@@ -58,6 +60,13 @@ def main():
             smem = number(r"(\d+) bytes smem")
             stack = number(r"(\d+) bytes stack frame")
             print(f"kernel {name} regs {regs} spill_stores {stores} spill_loads {loads} smem {smem} stack {stack}")
+            if args.mma and re.search(args.mma, name):
+                mmas = re.findall(r"mma\.sync\.aligned\.m16n8k16\.\S+", body)
+                if not mmas:
+                    print(f"error: kernel {name} has no mma.sync.aligned.m16n8k16")
+                    failures += 1
+                else:
+                    print(f"mma {name} {len(mmas)} {mmas[0]}")
             if args.no_spill and re.search(args.no_spill, name) and (stores or loads or stack):
                 print(f"error: kernel {name} uses local memory (spills {stores}/{loads} bytes, stack {stack})")
                 failures += 1
