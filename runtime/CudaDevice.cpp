@@ -374,22 +374,6 @@ absl::Status CudaDevice::makeCurrent() const {
 // CudaSession
 //===----------------------------------------------------------------------===//
 
-namespace {
-
-std::string describeTensor(DType dtype, const std::vector<int64_t> &shape) {
-  return absl::StrCat(dtypeName(dtype), " ", formatShape(shape));
-}
-
-std::string bindingNames(const std::vector<Binding> &bindings) {
-  std::vector<std::string> names;
-  for (const Binding &binding : bindings) {
-    names.push_back(binding.name);
-  }
-  return names.empty() ? "none" : absl::StrJoin(names, ", ");
-}
-
-} // namespace
-
 struct CudaSession::Impl {
   const CudaDriver *driver = nullptr;
   CUstream stream = nullptr;
@@ -676,37 +660,12 @@ absl::Status CudaSession::setInput(const std::string &name,
 absl::Status CudaSession::setInput(const std::string &name, DType dtype,
                                    const std::vector<int64_t> &shape,
                                    const void *data, size_t bytes) {
-  const Binding *binding = entry_.findInput(name);
-  if (!binding) {
-    return absl::NotFoundError(
-        absl::StrCat("entry ", entry_.name, " has no input \"", name,
-                     "\" (its inputs: ", bindingNames(entry_.inputs), ")"));
+  absl::StatusOr<size_t> checked =
+      checkInput(entry_, name, dtype, shape, data, bytes);
+  if (!checked.ok()) {
+    return checked.status();
   }
-  const size_t index = static_cast<size_t>(binding->buffer);
-  const BufferInfo &info = entry_.buffers[index];
-  const bool dtypeOk =
-      dtype == info.dtype || (info.dtype == DType::U8 && dtype == DType::Bool);
-  if (!dtypeOk || shape != info.shape) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("input \"", name, "\" of entry ", entry_.name, " is ",
-                     describeTensor(info.dtype, info.shape), ", got ",
-                     describeTensor(dtype, shape)));
-  }
-  if (bytes != static_cast<size_t>(info.byteSize()) || (bytes > 0 && !data)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input \"", name, "\": ", bytes, " bytes given, ",
-        describeTensor(info.dtype, info.shape), " needs ", info.byteSize()));
-  }
-  if (info.dtype == DType::U8) {
-    const uint8_t *values = static_cast<const uint8_t *>(data);
-    for (size_t i = 0; i < bytes; ++i) {
-      if (values[i] > 1) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("input \"", name, "\": element ", i, " is ",
-                         int(values[i]), ", but a U8 mask holds 0 or 1"));
-      }
-    }
-  }
+  const size_t index = *checked;
   Impl &impl = *impl_;
   absl::Status status = device_.makeCurrent();
   if (status.ok()) {
@@ -830,18 +789,16 @@ absl::Status CudaSession::run(const RunOptions &options) {
 
 absl::StatusOr<TensorView>
 CudaSession::outputView(const std::string &name) const {
-  const Binding *binding = entry_.findOutput(name);
-  if (!binding) {
-    return absl::NotFoundError(
-        absl::StrCat("entry ", entry_.name, " has no output \"", name,
-                     "\" (its outputs: ", bindingNames(entry_.outputs), ")"));
+  absl::StatusOr<size_t> buffer = outputIndex(entry_, name);
+  if (!buffer.ok()) {
+    return buffer.status();
   }
   if (!impl_->hasRun) {
     return absl::InvalidArgumentError(absl::StrCat("output \"", name,
                                                    "\" of entry ", entry_.name,
                                                    ": no successful run yet"));
   }
-  const size_t index = static_cast<size_t>(binding->buffer);
+  const size_t index = *buffer;
   const BufferInfo &info = entry_.buffers[index];
   const std::vector<uint8_t> &bytes = impl_->outputs.at(index);
   TensorView view;

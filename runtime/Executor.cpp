@@ -263,22 +263,23 @@ absl::Status Session::setInput(const std::string &name, const Tensor &value) {
                   value.bytes.size());
 }
 
-absl::Status Session::setInput(const std::string &name, DType dtype,
-                               const std::vector<int64_t> &shape,
-                               const void *data, size_t bytes) {
-  const Binding *binding = entry_.findInput(name);
+absl::StatusOr<size_t> checkInput(const EntryInfo &entry,
+                                  const std::string &name, DType dtype,
+                                  const std::vector<int64_t> &shape,
+                                  const void *data, size_t bytes) {
+  const Binding *binding = entry.findInput(name);
   if (!binding) {
     return absl::NotFoundError(
-        absl::StrCat("entry ", entry_.name, " has no input \"", name,
-                     "\" (its inputs: ", bindingNames(entry_.inputs), ")"));
+        absl::StrCat("entry ", entry.name, " has no input \"", name,
+                     "\" (its inputs: ", bindingNames(entry.inputs), ")"));
   }
   const size_t index = static_cast<size_t>(binding->buffer);
-  const BufferInfo &info = entry_.buffers[index];
+  const BufferInfo &info = entry.buffers[index];
   const bool dtypeOk =
       dtype == info.dtype || (info.dtype == DType::U8 && dtype == DType::Bool);
   if (!dtypeOk || shape != info.shape) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "input \"", name, "\" of entry ", entry_.name, " is ",
+        "input \"", name, "\" of entry ", entry.name, " is ",
         describe(info.dtype, info.shape), ", got ", describe(dtype, shape)));
   }
   if (bytes != static_cast<size_t>(info.byteSize()) || (bytes > 0 && !data)) {
@@ -297,8 +298,30 @@ absl::Status Session::setInput(const std::string &name, DType dtype,
       }
     }
   }
-  std::memcpy(impl_->storage[index].data(), data, bytes);
-  impl_->inputSet[index] = true;
+  return index;
+}
+
+absl::StatusOr<size_t> outputIndex(const EntryInfo &entry,
+                                   const std::string &name) {
+  const Binding *binding = entry.findOutput(name);
+  if (!binding) {
+    return absl::NotFoundError(
+        absl::StrCat("entry ", entry.name, " has no output \"", name,
+                     "\" (its outputs: ", bindingNames(entry.outputs), ")"));
+  }
+  return static_cast<size_t>(binding->buffer);
+}
+
+absl::Status Session::setInput(const std::string &name, DType dtype,
+                               const std::vector<int64_t> &shape,
+                               const void *data, size_t bytes) {
+  absl::StatusOr<size_t> index =
+      checkInput(entry_, name, dtype, shape, data, bytes);
+  if (!index.ok()) {
+    return index.status();
+  }
+  std::memcpy(impl_->storage[*index].data(), data, bytes);
+  impl_->inputSet[*index] = true;
   return absl::OkStatus();
 }
 
@@ -376,18 +399,16 @@ absl::Status Session::run(const RunOptions &options) {
 }
 
 absl::StatusOr<TensorView> Session::outputView(const std::string &name) const {
-  const Binding *binding = entry_.findOutput(name);
-  if (!binding) {
-    return absl::NotFoundError(
-        absl::StrCat("entry ", entry_.name, " has no output \"", name,
-                     "\" (its outputs: ", bindingNames(entry_.outputs), ")"));
+  absl::StatusOr<size_t> buffer = outputIndex(entry_, name);
+  if (!buffer.ok()) {
+    return buffer.status();
   }
   if (!impl_->hasRun) {
     return absl::InvalidArgumentError(absl::StrCat("output \"", name,
                                                    "\" of entry ", entry_.name,
                                                    ": no successful run yet"));
   }
-  const size_t index = static_cast<size_t>(binding->buffer);
+  const size_t index = *buffer;
   const BufferInfo &info = entry_.buffers[index];
   TensorView view;
   view.dtype = info.dtype;

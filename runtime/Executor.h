@@ -49,6 +49,19 @@ struct TensorView {
   size_t bytes = 0;
 };
 
+/// Checks a caller's value for input `name` of `entry`: a known name, the
+/// buffer's dtype (Bool accepted for a U8 mask) and shape, the byte count, and
+/// mask values 0 or 1. Returns the input's buffer index. Shared by the
+/// sessions of every device.
+absl::StatusOr<size_t> checkInput(const EntryInfo &entry,
+                                  const std::string &name, DType dtype,
+                                  const std::vector<int64_t> &shape,
+                                  const void *data, size_t bytes);
+
+/// The buffer index of output `name` of `entry`; NotFound lists the outputs.
+absl::StatusOr<size_t> outputIndex(const EntryInfo &entry,
+                                   const std::string &name);
+
 class Session {
 public:
   /// A session for entry point `entry`, with parameters bound to `weights`

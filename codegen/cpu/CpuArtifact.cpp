@@ -14,6 +14,7 @@
 #include "codegen/cpu/KernelSpecFromIR.h"
 #include "dialect/SynthOps.h"
 #include "frontend/Parameters.h"
+#include "runtime/FileUtil.h"
 #include "runtime/Manifest.h"
 #include "runtime/Safetensors.h"
 #include "runtime/Sha256.h"
@@ -105,16 +106,6 @@ std::vector<std::string> featuresOf(const std::string &target) {
   return features;
 }
 
-absl::Status writeFile(const std::string &path, const std::string &bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  out.close();
-  if (!out) {
-    return absl::DataLossError(absl::StrCat(path, ": write failed"));
-  }
-  return absl::OkStatus();
-}
-
 } // namespace
 
 absl::Status writeCpuArtifact(ModuleOp module,
@@ -197,7 +188,8 @@ absl::Status writeCpuArtifact(ModuleOp module,
     return absl::InternalError(absl::StrCat(
         "the compiler produced an invalid manifest: ", s.message()));
   }
-  if (absl::Status s = writeFile(manifestPath, rt::serializeManifest(manifest));
+  if (absl::Status s =
+          writeFileAtomic(manifestPath, rt::serializeManifest(manifest));
       !s.ok()) {
     return s;
   }

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -996,7 +997,13 @@ absl::StatusOr<std::string> loweredStatement(const KernelSpec &kernel,
     std::vector<Func> outputs = builder.build();
     Halide::Pipeline pipeline(outputs);
     builder.constrainOutputs(pipeline);
-    char path[] = "/tmp/synthc-stmt-XXXXXX";
+    // Halide writes the statement to a file: a private one in $TMPDIR.
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "synthc-stmt-XXXXXX")
+            .string();
+    std::vector<char> buffer(pattern.begin(), pattern.end());
+    buffer.push_back('\0');
+    char *path = buffer.data();
     int fd = mkstemp(path);
     if (fd >= 0) {
       close(fd);

@@ -14,6 +14,7 @@
 
 #include "dialect/SynthOps.h"
 #include "frontend/Parameters.h"
+#include "runtime/FileUtil.h"
 #include "runtime/Manifest.h"
 #include "runtime/Safetensors.h"
 #include "runtime/Sha256.h"
@@ -32,16 +33,6 @@ using namespace mlir;
 namespace fs = std::filesystem;
 
 namespace {
-
-absl::Status writeFile(const std::string &path, const std::string &bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  out.close();
-  if (!out) {
-    return absl::DataLossError(absl::StrCat(path, ": write failed"));
-  }
-  return absl::OkStatus();
-}
 
 json::Value integers(const std::array<int64_t, 3> &values) {
   json::Value out = json::Value::array();
@@ -123,7 +114,7 @@ absl::Status writeCudaArtifact(ModuleOp module,
     json::Value entry = json::Value::object();
     entry.set("entry", json::Value::string(launch.name));
     std::string ptxName = launch.name + ".ptx";
-    if (absl::Status s = writeFile(
+    if (absl::Status s = writeFileAtomic(
             (fs::path(options.output) / ptxName).string(), found->second);
         !s.ok()) {
       return s;
@@ -139,7 +130,7 @@ absl::Status writeCudaArtifact(ModuleOp module,
                                                 cubin.status().message()));
       }
       std::string cubinName = launch.name + ".cubin";
-      if (absl::Status s = writeFile(
+      if (absl::Status s = writeFileAtomic(
               (fs::path(options.output) / cubinName).string(), *cubin);
           !s.ok()) {
         return s;
@@ -185,7 +176,7 @@ absl::Status writeCudaArtifact(ModuleOp module,
   // The linear kernels' precision (f32, or bf16/f16 on tensor cores).
   cuda.set("precision", json::Value::string(options.target.precision));
   document->set("cuda", std::move(cuda));
-  return writeFile(manifestPath, json::serialize(*document, true) + "\n");
+  return writeFileAtomic(manifestPath, json::serialize(*document, true) + "\n");
 }
 
 } // namespace synth::cuda
