@@ -33,6 +33,7 @@ void SynthDialect::initialize() {
 #define GET_ATTRDEF_LIST
 #include "dialect/SynthAttrs.cpp.inc"
       >();
+  registerDifferentiableModels(*getContext());
 }
 
 //===----------------------------------------------------------------------===//

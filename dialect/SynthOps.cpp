@@ -673,28 +673,42 @@ LogicalResult AttendProbsOp::verify() {
     return failure();
   }
   ArrayRef<int64_t> ps = shapeOf(getProbs());
+  // Transposed, the probabilities map the N rows of `values` to M rows.
+  int64_t rows = getTransposeProbs() ? ps[2] : ps[1];
+  int64_t cols = getTransposeProbs() ? ps[1] : ps[2];
   if (failed(verifyAttentionIO(c, getValues(), Value(), getResult().getType(),
-                               kAny, ps[0], ps[1], ps[2]))) {
+                               kAny, ps[0], rows, cols))) {
     return failure();
   }
   return verifySameFloatElementType(*this);
 }
 
-OperandRange FusedAttentionOp::getPartOperands(unsigned index) {
+namespace {
+/// The operands of score part `index` of a fused attention or its gradient.
+template <typename OpT>
+OperandRange partOperands(OpT op, unsigned index) {
   unsigned begin = 0;
-  auto parts = getScoreParts().getAsRange<ScorePartAttr>();
+  auto parts = op.getScoreParts().template getAsRange<ScorePartAttr>();
   for (auto [i, part] : llvm::enumerate(parts)) {
     if (i == index) {
-      return getScoreOperands().slice(begin, part.getNumOperands());
+      return op.getScoreOperands().slice(begin, part.getNumOperands());
     }
     begin += part.getNumOperands();
   }
   llvm_unreachable("score part index out of range");
 }
 
-LogicalResult FusedAttentionOp::verify() {
-  ShapeChecker c(*this);
-  auto parts = llvm::to_vector(getScoreParts().getAsRange<ScorePartAttr>());
+/// The checks shared by synth.fused_attention and its gradient: score parts
+/// and their operands, mixture logits, values, key mask and `resultType`
+/// ([batch, heads, N, head_dim]).
+template <typename OpT>
+LogicalResult verifyFusedAttention(OpT op, Type resultType) {
+  ShapeChecker c(op);
+  auto emitOpError = [&](const Twine &message = {}) {
+    return op.emitOpError(message);
+  };
+  auto parts = llvm::to_vector(
+      op.getScoreParts().template getAsRange<ScorePartAttr>());
   if (parts.empty()) {
     return emitOpError("expected at least one score part");
   }
@@ -702,31 +716,31 @@ LogicalResult FusedAttentionOp::verify() {
   for (ScorePartAttr part : parts) {
     needed += part.getNumOperands();
   }
-  if (needed != getScoreOperands().size()) {
+  if (needed != op.getScoreOperands().size()) {
     return emitOpError() << "score parts take " << needed
                          << " operands in all, got "
-                         << getScoreOperands().size();
+                         << op.getScoreOperands().size();
   }
-  if (parts.size() > 1 && !getMixtureLogits()) {
+  if (parts.size() > 1 && !op.getMixtureLogits()) {
     return emitOpError() << "a mixture of " << parts.size()
                          << " score parts needs mixture logits [heads, "
                          << parts.size() << "]";
   }
-  if (parts.size() == 1 && getMixtureLogits()) {
+  if (parts.size() == 1 && op.getMixtureLogits()) {
     return emitOpError("a single score part takes no mixture logits");
   }
   if (failed(c.expectRank("values", "[batch, heads, M, head_dim]", 4,
-                          getValues())) ||
+                          op.getValues())) ||
       failed(c.expectRank("result", "[batch, heads, N, head_dim]", 4,
-                          getResult().getType()))) {
+                          resultType))) {
     return failure();
   }
-  ArrayRef<int64_t> vs = shapeOf(getValues());
-  int64_t queries = shapeOf(getResult().getType())[2];
+  ArrayRef<int64_t> vs = shapeOf(op.getValues());
+  int64_t queries = shapeOf(resultType)[2];
   for (auto [i, part] : llvm::enumerate(parts)) {
     int64_t maxLen = part.getMaxLen() ? part.getMaxLen().getInt() : 0;
     FailureOr<ScoreDims> dims =
-        verifyScoreOperands(c, part.getKind(), getPartOperands(i), maxLen,
+        verifyScoreOperands(c, part.getKind(), partOperands(op, i), maxLen,
                             queries, vs[2], /*standalone=*/false);
     if (failed(dims)) {
       return failure();
@@ -739,18 +753,27 @@ LogicalResult FusedAttentionOp::verify() {
                            << ", values have " << formatDims({vs[0], vs[1]});
     }
   }
-  if (getMixtureLogits() &&
+  if (op.getMixtureLogits() &&
       failed(c.expect("mixture logits", "[heads, parts]",
                       {vs[1], static_cast<int64_t>(parts.size())},
-                      getMixtureLogits()))) {
+                      op.getMixtureLogits()))) {
     return failure();
   }
-  if (failed(verifyAttentionIO(c, getValues(), getKeyMask(),
-                               getResult().getType(), vs[0], vs[1], queries,
+  if (failed(verifyAttentionIO(c, op.getValues(), op.getKeyMask(),
+                               resultType, vs[0], vs[1], queries,
                                vs[2]))) {
     return failure();
   }
-  return verifySameFloatElementType(*this);
+  return verifySameFloatElementType(op);
+}
+} // namespace
+
+OperandRange FusedAttentionOp::getPartOperands(unsigned index) {
+  return partOperands(*this, index);
+}
+
+LogicalResult FusedAttentionOp::verify() {
+  return verifyFusedAttention(*this, getResult().getType());
 }
 
 //===----------------------------------------------------------------------===//
@@ -963,6 +986,176 @@ LogicalResult AdamWOp::verify() {
   if (!(getWeightDecay().convertToFloat() >= 0.0f)) {
     return emitOpError() << "expected weight_decay >= 0, got "
                          << formatFloat(getWeightDecay());
+  }
+  if (!(getMaxGradNorm().convertToFloat() >= 0.0f)) {
+    return emitOpError() << "expected max_grad_norm >= 0, got "
+                         << formatFloat(getMaxGradNorm());
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Gradient ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult EmbeddingGradOp::verify() {
+  ShapeChecker c(*this);
+  ArrayRef<int64_t> ids = shapeOf(getIds());
+  if (failed(c.expectRank("result", "[vocab, d_model]", 2,
+                          getResult().getType()))) {
+    return failure();
+  }
+  SmallVector<int64_t> expected(ids.begin(), ids.end());
+  expected.push_back(shapeOf(getResult().getType())[1]);
+  if (failed(c.expect("d_result", "[...ids, d_model]", expected,
+                      getDResult()))) {
+    return failure();
+  }
+  return verifySameFloatElementType(*this);
+}
+
+LogicalResult LinearWeightGradOp::verify() {
+  ShapeChecker c(*this);
+  ArrayRef<int64_t> xs = shapeOf(getInput());
+  ArrayRef<int64_t> ds = shapeOf(getDResult());
+  if (xs.empty()) {
+    return emitOpError("expected an input of rank >= 1");
+  }
+  SmallVector<int64_t> expected(xs.begin(), xs.end());
+  expected.back() = kAny;
+  if (failed(c.expect("d_result", "[..., out]", expected, getDResult()))) {
+    return failure();
+  }
+  int64_t in = xs.back(), out = ds.back();
+  if (getTransposeWeight()) {
+    return c.expect("result", "[out, in]", {out, in}, getResult().getType());
+  }
+  return c.expect("result", "[in, out]", {in, out}, getResult().getType());
+}
+
+LogicalResult SumRowsOp::verify() {
+  ShapeChecker c(*this);
+  ArrayRef<int64_t> xs = shapeOf(getInput());
+  if (xs.empty()) {
+    return emitOpError("expected an input of rank >= 1");
+  }
+  return c.expect("result", "[last dim]", {xs.back()}, getResult().getType());
+}
+
+LogicalResult LayerNormGradOp::verify() {
+  ShapeChecker c(*this);
+  ArrayRef<int64_t> xs = shapeOf(getInput());
+  if (xs.empty()) {
+    return emitOpError("expected an input of rank >= 1");
+  }
+  if (failed(c.expect("gamma", "[d]", {xs.back()}, getGamma())) ||
+      failed(c.expect("d_result", "input shape", xs, getDResult())) ||
+      failed(c.expect("result", "input shape", xs, getResult().getType()))) {
+    return failure();
+  }
+  return verifySameFloatElementType(*this);
+}
+
+LogicalResult LayerNormGammaGradOp::verify() {
+  ShapeChecker c(*this);
+  ArrayRef<int64_t> xs = shapeOf(getInput());
+  if (xs.empty()) {
+    return emitOpError("expected an input of rank >= 1");
+  }
+  if (failed(c.expect("d_result", "input shape", xs, getDResult())) ||
+      failed(c.expect("result", "[d]", {xs.back()}, getResult().getType()))) {
+    return failure();
+  }
+  return verifySameFloatElementType(*this);
+}
+
+LogicalResult PositionsGradOp::verify() {
+  ShapeChecker c(*this);
+  if (failed(c.expectRank("d_result", "[batch, N, d]", 3, getDResult())) ||
+      failed(c.expectRank("result", "[L, d]", 2, getResult().getType()))) {
+    return failure();
+  }
+  ArrayRef<int64_t> ds = shapeOf(getDResult());
+  ArrayRef<int64_t> rs = shapeOf(getResult().getType());
+  if (failed(c.expect("result", "[L, d]", {kAny, ds[2]},
+                      getResult().getType())) ||
+      failed(c.expectAtMost("N", ds[1], "L", rs[0]))) {
+    return failure();
+  }
+  return verifySameFloatElementType(*this);
+}
+
+LogicalResult MeanPoolGradOp::verify() {
+  ShapeChecker c(*this);
+  if (failed(c.expectRank("d_result", "[batch, d]", 2, getDResult())) ||
+      failed(c.expectRank("mask", "[batch, N]", 2, getMask()))) {
+    return failure();
+  }
+  ArrayRef<int64_t> ds = shapeOf(getDResult());
+  ArrayRef<int64_t> ms = shapeOf(getMask());
+  if (failed(c.expect("mask", "[batch, N]", {ds[0], kAny}, getMask())) ||
+      failed(c.expect("result", "[batch, N, d]", {ds[0], ms[1], ds[1]},
+                      getResult().getType()))) {
+    return failure();
+  }
+  return verifySameFloatElementType(*this);
+}
+
+LogicalResult CrossEntropyGradOp::verify() {
+  ShapeChecker c(*this);
+  ArrayRef<int64_t> ls = shapeOf(getLogits());
+  if (ls.empty()) {
+    return emitOpError("expected logits of rank >= 1");
+  }
+  if (failed(c.expect("targets", "[...]", ls.drop_back(), getTargets())) ||
+      failed(c.expect("result", "logits shape", ls, getResult().getType()))) {
+    return failure();
+  }
+  return verifySameFloatElementType(*this);
+}
+
+OperandRange FusedAttentionGradOp::getPartOperands(unsigned index) {
+  return partOperands(*this, index);
+}
+
+LogicalResult FusedAttentionGradOp::verify() {
+  ShapeChecker c(*this);
+  if (failed(verifyFusedAttention(*this, getOutput().getType())) ||
+      failed(c.expect("d_output", "output shape", shapeOf(getOutput()),
+                      getDOutput()))) {
+    return failure();
+  }
+  // `wrt` may name a score operand, the logits or the values.
+  int64_t differentiable = getScoreOperands().size() +
+                           (getMixtureLogits() ? 1 : 0) + 1;
+  int64_t wrt = static_cast<int64_t>(getWrt());
+  if (wrt < 0 || wrt >= differentiable) {
+    return emitOpError() << "wrt = " << getWrt()
+                         << " is not a score operand, the mixture logits or "
+                            "the values (expected 0 <= wrt < "
+                         << differentiable << ")";
+  }
+  if (getResult().getType() != getWrtOperand().getType()) {
+    return emitOpError() << "expected a result of the type of operand #"
+                         << getWrt() << ", " << getWrtOperand().getType()
+                         << ", got " << getResult().getType();
+  }
+  return success();
+}
+
+LogicalResult LearningRateOp::verify() {
+  if (!(getPeak().convertToFloat() > 0.0f)) {
+    return emitOpError() << "expected peak > 0, got "
+                         << formatFloat(getPeak());
+  }
+  if (getWarmupSteps() < 0) {
+    return emitOpError() << "expected warmup_steps >= 0, got "
+                         << getWarmupSteps();
+  }
+  float final = getFinalRatio().convertToFloat();
+  if (!(final >= 0.0f && final <= 1.0f)) {
+    return emitOpError() << "expected final_ratio in [0, 1], got "
+                         << formatFloat(getFinalRatio());
   }
   return success();
 }

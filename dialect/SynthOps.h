@@ -31,4 +31,10 @@
 #define GET_OP_CLASSES
 #include "dialect/SynthOps.h.inc"
 
+namespace mlir::synth {
+/// Attaches the DifferentiableOpInterface rules of SynthGradients.cpp to the
+/// model ops (called when the dialect is loaded).
+void registerDifferentiableModels(MLIRContext &context);
+} // namespace mlir::synth
+
 #endif // SYNTHC_DIALECT_SYNTHOPS_H

@@ -473,14 +473,17 @@ def Synth_AttendProbsOp : Synth_Op<"attend_probs", [Pure]> {
   let description = [{
     `probs` are attention weights [heads, N, M] shared by the batch (rows sum
     to one, masks already applied) and `values` [batch, heads, M, d]; the
-    result is [batch, heads, N, d].
+    result is [batch, heads, N, d]. With `transpose_probs` the op computes
+    `P^T @ values` ([batch, heads, M, d] from [batch, heads, N, d]): the
+    gradient of the values.
 
     Example:
     ```mlir
     %o = synth.attend_probs %p, %v : (tensor<4x16x16xf32>, tensor<2x4x16x64xf32>) -> tensor<2x4x16x64xf32>
     ```
   }];
-  let arguments = (ins Synth_FloatTensor:$probs, Synth_FloatTensor:$values);
+  let arguments = (ins Synth_FloatTensor:$probs, Synth_FloatTensor:$values,
+                       UnitAttr:$transpose_probs);
   let results = (outs Synth_FloatTensor:$result);
   let assemblyFormat = "$probs `,` $values attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
@@ -622,7 +625,10 @@ def Synth_AdamWOp : Synth_Op<"adamw", [Pure]> {
     ```
     The moments are f32 whatever the parameter's type; `lr` is an f32 scalar
     tensor (so a schedule can compute it) and `step` an integer scalar.
-    Results: the new parameter, m and v.
+    With `grad_sq_norm` (the sum of squares of every gradient of the step) and
+    `max_grad_norm` > 0, `g` is first scaled by
+    `min(1, max_grad_norm / (sqrt(grad_sq_norm) + 1e-6))` (global-norm
+    clipping). Results: the new parameter, m and v.
 
     Example:
     ```mlir
@@ -637,18 +643,23 @@ def Synth_AdamWOp : Synth_Op<"adamw", [Pure]> {
   let arguments = (ins Synth_FloatTensor:$param, Synth_FloatTensor:$grad,
                        Synth_F32Tensor:$m, Synth_F32Tensor:$v,
                        Synth_F32Scalar:$lr, Synth_StepScalar:$step,
+                       Optional<Synth_F32Scalar>:$grad_sq_norm,
                        DefaultValuedAttr<F32Attr, "0.9">:$beta1,
                        DefaultValuedAttr<F32Attr, "0.999">:$beta2,
                        DefaultValuedAttr<F32Attr, "1.0e-08">:$epsilon,
-                       DefaultValuedAttr<F32Attr, "0.0">:$weight_decay);
+                       DefaultValuedAttr<F32Attr, "0.0">:$weight_decay,
+                       DefaultValuedAttr<F32Attr, "0.0">:$max_grad_norm);
   let results = (outs Synth_FloatTensor:$new_param, Synth_F32Tensor:$new_m,
                       Synth_F32Tensor:$new_v);
   let assemblyFormat = [{
-    $param `,` $grad `,` $m `,` $v `,` $lr `,` $step attr-dict `:`
+    $param `,` $grad `,` $m `,` $v `,` $lr `,` $step
+    (`grad_sq_norm` $grad_sq_norm^)? attr-dict `:`
     functional-type(operands, results)
   }];
   let hasVerifier = 1;
 }
+
+include "dialect/SynthGradOps.td"
 
 //===----------------------------------------------------------------------===//
 // Kernels

@@ -337,6 +337,10 @@ private:
       if (!p.trainable) {
         func.setArgAttr(index, "synth.trainable", b.getBoolAttr(false));
       }
+      // Biases, norm gains and offsets and mixture logits: no weight decay.
+      if (p.init == InitKind::Zeros || p.init == InitKind::Ones) {
+        func.setArgAttr(index, "synth.no_decay", b.getUnitAttr());
+      }
       params[p.name] = body->getArgument(index);
     }
 
@@ -541,6 +545,10 @@ private:
       func.setArgAttr(index, "synth.param", b.getStringAttr(p.name));
       if (!p.trainable) {
         func.setArgAttr(index, "synth.trainable", b.getBoolAttr(false));
+      }
+      // Biases, norm gains and offsets and mixture logits: no weight decay.
+      if (p.init == InitKind::Zeros || p.init == InitKind::Ones) {
+        func.setArgAttr(index, "synth.no_decay", b.getUnitAttr());
       }
       params[p.name] = body->getArgument(index);
     }

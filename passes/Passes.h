@@ -25,9 +25,20 @@ namespace mlir::synth {
 #define GEN_PASS_REGISTRATION
 #include "passes/Passes.h.inc"
 
+/// What the kernel pipeline adds for training.
+struct TrainingPipelineOptions {
+  /// Build @gradients (loss and every parameter's gradient) and keep it.
+  bool gradients = false;
+  /// Build @train_step (gradients + AdamW, parameters updated in place).
+  bool trainStep = false;
+  OptimizerOptions optimizer;
+};
+
 /// The CPU compilation pipeline on synth IR: canonicalize, fuse attention,
-/// fuse elementwise epilogues, form kernels, plan memory.
-void buildCpuKernelPipeline(OpPassManager &pm);
+/// differentiate and append the optimizer when asked, fuse elementwise
+/// epilogues, form kernels, plan memory.
+void buildCpuKernelPipeline(OpPassManager &pm,
+                            const TrainingPipelineOptions &training = {});
 
 /// Registers every pass and the named pipelines with the global registry
 /// (for synth-opt).

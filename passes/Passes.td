@@ -75,4 +75,69 @@ def PlanMemory : Pass<"synth-plan-memory", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::mlir::synth::SynthDialect"];
 }
 
+def Autodiff : Pass<"synth-autodiff", "::mlir::ModuleOp"> {
+  let summary = "Build the gradient function of the loss (reverse mode)";
+  let description = [{
+    Clones the function `source` (default `loss`, which must return the
+    result of `synth.cross_entropy`) into `target` (default `gradients`),
+    which returns the loss, then the gradient of every trainable parameter
+    (arguments with `synth.param` and without `synth.trainable = false`), in
+    argument order, named `grad.<parameter>` by `synth.output`.
+
+    Reverse mode over the straight-line body: values that depend on a
+    trainable parameter are active; ops are visited from the loss backwards
+    and each active op's `DifferentiableOpInterface` builds the gradients of
+    its operands from the gradient of its result; gradients of a value used
+    more than once are summed with `synth.add`. Gradient ops nobody uses
+    (those of inactive operands) are erased. Fixed random matrices, token ids
+    and masks get no gradient.
+  }];
+  let options = [
+    Option<"source", "source", "std::string", "\"loss\"",
+           "the function to differentiate">,
+    Option<"target", "target", "std::string", "\"gradients\"",
+           "the name of the gradient function to create">,
+  ];
+  let dependentDialects = ["::mlir::synth::SynthDialect"];
+}
+
+def Optimizer : Pass<"synth-optimizer", "::mlir::ModuleOp"> {
+  let summary = "Append AdamW to the gradient function: the train_step entry";
+  let description = [{
+    Clones `gradients` into `train_step` and appends one optimizer step:
+    the sum of squares of every gradient (`synth.sum_squares`, added), the
+    learning rate at `step` of `total_steps` (`synth.learning_rate`: linear
+    warm-up, cosine decay), and one `synth.adamw` per trainable parameter
+    with global-norm clipping. Parameters initialized to zeros or ones
+    (biases, norm gains and offsets, mixture logits; marked
+    `synth.no_decay` by the frontend) get no weight decay.
+
+    New arguments: inputs `step` (1-based) and `total_steps` (i32 scalars),
+    and the moments of each trainable parameter (`synth.state` =
+    `adam.m.<parameter>` / `adam.v.<parameter>`, f32, zero at the start).
+    Results: `loss`, `learning_rate`, `grad_sq_norm`, then the new value of
+    every parameter and moment, each marked `synth.updates = <argument
+    index>`: the back ends write it in place of that argument. Without
+    `keep-gradients`, @gradients is erased afterwards.
+  }];
+  let options = [
+    Option<"learningRate", "lr", "double", "1.0e-3", "peak learning rate">,
+    Option<"warmupSteps", "warmup-steps", "int64_t", "100",
+           "steps of linear warm-up">,
+    Option<"finalRatio", "final-lr-ratio", "double", "0.1",
+           "final learning rate / peak">,
+    Option<"beta1", "beta1", "double", "0.9", "AdamW beta1">,
+    Option<"beta2", "beta2", "double", "0.98", "AdamW beta2">,
+    Option<"epsilon", "epsilon", "double", "1.0e-8", "AdamW epsilon">,
+    Option<"weightDecay", "weight-decay", "double", "0.01",
+           "decoupled weight decay of the weight matrices">,
+    Option<"maxGradNorm", "max-grad-norm", "double", "1.0",
+           "global gradient-norm clipping threshold (0: no clipping)">,
+    Option<"keepGradients", "keep-gradients", "bool", "true",
+           "keep @gradients (an entry for gradient checks) next to "
+           "@train_step">,
+  ];
+  let dependentDialects = ["::mlir::synth::SynthDialect"];
+}
+
 #endif // SYNTH_PASSES_TD

@@ -14,16 +14,28 @@
 
 namespace mlir::synth {
 
-void buildCpuKernelPipeline(OpPassManager &pm) {
+void buildCpuKernelPipeline(OpPassManager &pm,
+                            const TrainingPipelineOptions &training) {
   // 1. Simplify the model IR (folds such as split(merge(x)) -> x).
   pm.addPass(createCanonicalizerPass());
   // 2. Score ops + attend -> one fused attention per attention layer.
   pm.addNestedPass<func::FuncOp>(createFuseAttention());
-  // 3. Bias, activation, residual and head layout join their producers.
+  // 3. Training: loss -> gradients (reverse mode through the fused ops, whose
+  //    gradients recompute attention tile by tile), then + AdamW ->
+  //    train_step.
+  if (training.gradients || training.trainStep) {
+    pm.addPass(createAutodiff());
+  }
+  if (training.trainStep) {
+    OptimizerOptions optimizer = training.optimizer;
+    optimizer.keepGradients = training.gradients;
+    pm.addPass(createOptimizer(optimizer));
+  }
+  // 4. Bias, activation, residual and head layout join their producers.
   pm.addNestedPass<func::FuncOp>(createFuseElementwise());
-  // 4. Everything else becomes a kernel of its own; defaults schedules.
+  // 5. Everything else becomes a kernel of its own; defaults schedules.
   pm.addNestedPass<func::FuncOp>(createFormKernels());
-  // 5. Temporaries share an arena by liveness.
+  // 6. Temporaries share an arena by liveness.
   pm.addNestedPass<func::FuncOp>(createPlanMemory());
 }
 
@@ -33,7 +45,7 @@ void registerSynthPassesAndPipelines() {
       "synth-cpu-kernels",
       "synth IR -> scheduled kernels with a memory plan (the CPU back end's "
       "input)",
-      buildCpuKernelPipeline);
+      [](OpPassManager &pm) { buildCpuKernelPipeline(pm); });
 }
 
 } // namespace mlir::synth

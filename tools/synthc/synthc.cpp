@@ -30,6 +30,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -64,6 +65,10 @@ constexpr const char *kUsage = R"(usage:
   --batch=B        batch size of the generated functions (default 1)
   --seq-len=N      sequence length (default: the model's max_len)
   --src-len=S, --tgt-len=T   seq2seq source and target lengths (default: --seq-len)
+  --train          also build the `train_step` entry: gradients + AdamW, parameters and moments updated in place
+  --gradients      also build the `gradients` entry (the loss and every trainable parameter's gradient)
+  --lr=X, --warmup-steps=N, --final-lr-ratio=X, --weight-decay=X, --max-grad-norm=X, --beta1=X, --beta2=X
+                   the optimizer of --train (defaults 1e-3, 100, 0.1, 0.01, 1.0, 0.9, 0.98)
   -o FILE          output file (default: stdout for IR; required for weights)
 )";
 
@@ -75,6 +80,7 @@ struct Options {
   std::string gpuPrecision = "f32";
   bool hostOnly = false;
   bool stats = false;
+  mlir::synth::TrainingPipelineOptions training;
   std::string output;
   synth::ShapeOptions shapes;
 };
@@ -174,7 +180,50 @@ int parseOptions(int argc, char **argv, Options &options) {
       options.hostOnly = *cpu == "host";
       continue;
     }
+    if (arg == "--train") {
+      options.training.trainStep = true;
+      continue;
+    }
+    if (arg == "--gradients") {
+      options.training.gradients = true;
+      continue;
+    }
+    mlir::synth::OptimizerOptions &opt = options.training.optimizer;
     bool matched = false;
+    for (auto [flag, target] :
+         {std::pair<const char *, double *>{"--lr", &opt.learningRate},
+          {"--final-lr-ratio", &opt.finalRatio},
+          {"--weight-decay", &opt.weightDecay},
+          {"--max-grad-norm", &opt.maxGradNorm},
+          {"--beta1", &opt.beta1},
+          {"--beta2", &opt.beta2}}) {
+      if (auto text = value(flag)) {
+        char *end = nullptr;
+        double number = std::strtod(text->c_str(), &end);
+        if (text->empty() || *end != '\0' || !std::isfinite(number) ||
+            number < 0) {
+          return usageError(std::string(flag) +
+                            " expects a non-negative number, got '" + *text +
+                            "'");
+        }
+        *target = number;
+        matched = true;
+        break;
+      }
+    }
+    if (matched) {
+      continue;
+    }
+    if (auto text = value("--warmup-steps")) {
+      std::optional<int64_t> number =
+          *text == "0" ? std::optional<int64_t>(0) : parsePositive(*text);
+      if (!number) {
+        return usageError("--warmup-steps expects an integer >= 0, got '" +
+                          *text + "'");
+      }
+      opt.warmupSteps = *number;
+      continue;
+    }
     for (auto [flag, target] :
          {std::pair<const char *, int64_t *>{"--batch", &options.shapes.batch},
           {"--seq-len", &options.shapes.seqLen},
@@ -270,7 +319,7 @@ int main(int argc, char **argv) {
                  cudaStage || !options.target.empty();
   if (kernels) {
     mlir::PassManager pm(&context);
-    mlir::synth::buildCpuKernelPipeline(pm);
+    mlir::synth::buildCpuKernelPipeline(pm, options.training);
     if (mlir::failed(pm.run(**module))) {
       return fail(options.model + ": the CPU kernel pipeline failed");
     }
