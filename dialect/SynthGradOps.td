@@ -204,28 +204,66 @@ def Synth_CrossEntropyGradOp : Synth_Op<"cross_entropy_grad", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Synth_AttentionStatsOp : Synth_Op<"attention_stats", [
+    Pure, AttrSizedOperandSegments]> {
+  let summary = "row log-sum-exp of a fused attention's masked scores";
+  let description = [{
+    The softmax statistics that the backward pass of a `synth.fused_attention`
+    with the same operands needs: `lse[b, h, i] = log sum_j exp(S[b, h, i, j]
+    + M[i, j])` over the visible keys (a large positive number for a row with
+    none, so that its weights are 0). Computed once per attention layer, read
+    by every `synth.fused_attention_grad` of the layer, which then recompute
+    `P = exp(S + M - lse)` tile by tile. `values` give the number of keys.
+
+    Example:
+    ```mlir
+    %lse = synth.attention_stats [#synth.score<dot>] (%q, %k) values %v {causal}
+        : (tensor<2x4x16x16xf32>, tensor<2x4x16x16xf32>, tensor<2x4x16x16xf32>)
+        -> tensor<2x4x16xf32>
+    ```
+  }];
+  let arguments = (ins
+    TypedArrayAttrBase<Synth_ScorePartAttr, "score parts">:$score_parts,
+    Variadic<Synth_FloatTensor>:$score_operands,
+    Optional<Synth_FloatTensor>:$mixture_logits,
+    Synth_FloatTensor:$values,
+    Optional<Synth_MaskTensor>:$key_mask,
+    UnitAttr:$causal);
+  let results = (outs Synth_F32Tensor:$result);
+  let assemblyFormat = [{
+    $score_parts `(` $score_operands `)` (`logits` $mixture_logits^)?
+    `values` $values (`key_mask` $key_mask^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The operands of score part `index`, in the order of its standalone op.
+    ::mlir::OperandRange getPartOperands(unsigned index);
+  }];
+}
+
 def Synth_FusedAttentionGradOp : Synth_Op<"fused_attention_grad", [
     Pure, AttrSizedOperandSegments]> {
   let summary = "gradient of a fused attention with respect to one operand";
   let description = [{
     The operands of a `synth.fused_attention` (score parts, mixture logits,
-    values, key mask), its result `output` and the result's gradient
-    `d_output`; `wrt` indexes the fused attention's operands (score operands,
+    values, key mask), its result `output`, the result's gradient `d_output`
+    and the layer's `synth.attention_stats` (`row_stats`); `wrt` indexes the fused attention's operands (score operands,
     then the logits when present, then the values). The result is the gradient
     of `sum(d_output * fused_attention(...))` with respect to that operand.
 
-    Nothing of size N x N per batch and head is stored: back ends recompute the
-    scores and the softmax statistics from the operands, tile by tile
-    (flash-style), with `P = softmax(S + M)`, `D_i = d_output_i . output_i`,
+    Nothing of size N x N per batch and head need be stored: back ends
+    recompute the scores from the operands, tile by tile (flash-style), with
+    `P = exp(S + M - row_stats)`, `D_i = d_output_i . output_i`,
     `dS = P * (d_output v^T - D)`. Reductions over the batch (a random matrix's
     gradient, the synthesizers' weights) happen inside the kernel.
 
     Example (the gradient of a random matrix):
     ```mlir
     %dr = synth.fused_attention_grad [#synth.score<random, max_len = 16 : i64>]
-        (%r) values %v output %o d_output %do wrt 0 {causal}
+        (%r) values %v output %o d_output %do stats %lse wrt 0 {causal}
         : (tensor<4x16x16xf32>, tensor<2x4x16x16xf32>, tensor<2x4x16x16xf32>,
-           tensor<2x4x16x16xf32>) -> tensor<4x16x16xf32>
+           tensor<2x4x16x16xf32>, tensor<2x4x16xf32>) -> tensor<4x16x16xf32>
     ```
   }];
   let arguments = (ins
@@ -236,13 +274,15 @@ def Synth_FusedAttentionGradOp : Synth_Op<"fused_attention_grad", [
     Optional<Synth_MaskTensor>:$key_mask,
     Synth_FloatTensor:$output,
     Synth_FloatTensor:$d_output,
+    Synth_F32Tensor:$row_stats,
     I64Attr:$wrt,
     UnitAttr:$causal);
   let results = (outs Synth_FloatTensor:$result);
   let assemblyFormat = [{
     $score_parts `(` $score_operands `)` (`logits` $mixture_logits^)?
     `values` $values (`key_mask` $key_mask^)? `output` $output
-    `d_output` $d_output `wrt` $wrt attr-dict `:` functional-type(operands, results)
+    `d_output` $d_output `stats` $row_stats `wrt` $wrt attr-dict `:`
+    functional-type(operands, results)
   }];
   let hasVerifier = 1;
   let extraClassDeclaration = [{

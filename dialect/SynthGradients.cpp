@@ -26,9 +26,8 @@ struct EmbeddingVJP : VJP<EmbeddingVJP, EmbeddingOp> {
                                            ValueRange dys,
                                            SmallVectorImpl<Value> &out) const {
     auto e = cast<EmbeddingOp>(op);
-    out.push_back(EmbeddingGradOp::create(b, op->getLoc(),
-                                          e.getTable().getType(), e.getIds(),
-                                          dys[0]));
+    out.push_back(EmbeddingGradOp::create(
+        b, op->getLoc(), e.getTable().getType(), e.getIds(), dys[0]));
     out.push_back(Value());
     return success();
   }
@@ -50,8 +49,7 @@ struct LinearVJP : VJP<LinearVJP, LinearOp> {
     dw.setTransposeWeight(l.getTransposeWeight());
     out.push_back(dw);
     if (l.getBias()) {
-      out.push_back(
-          SumRowsOp::create(b, loc, l.getBias().getType(), dys[0]));
+      out.push_back(SumRowsOp::create(b, loc, l.getBias().getType(), dys[0]));
     }
     return success();
   }
@@ -64,10 +62,9 @@ struct LayerNormVJP : VJP<LayerNormVJP, LayerNormOp> {
     auto ln = cast<LayerNormOp>(op);
     Location loc = op->getLoc();
     out.push_back(LayerNormGradOp::create(b, loc, ln.getInput().getType(),
-                                          ln.getInput(), ln.getGamma(),
-                                          dys[0], ln.getEpsilonAttr()));
-    out.push_back(LayerNormGammaGradOp::create(b, loc,
-                                               ln.getGamma().getType(),
+                                          ln.getInput(), ln.getGamma(), dys[0],
+                                          ln.getEpsilonAttr()));
+    out.push_back(LayerNormGammaGradOp::create(b, loc, ln.getGamma().getType(),
                                                ln.getInput(), dys[0],
                                                ln.getEpsilonAttr()));
     out.push_back(SumRowsOp::create(b, loc, ln.getBeta().getType(), dys[0]));
@@ -91,9 +88,8 @@ struct GeluVJP : VJP<GeluVJP, GeluOp> {
                                            ValueRange dys,
                                            SmallVectorImpl<Value> &out) const {
     auto g = cast<GeluOp>(op);
-    out.push_back(GeluGradOp::create(b, op->getLoc(), g.getType(),
-                                     g.getInput(), dys[0],
-                                     g.getApproximationAttr()));
+    out.push_back(GeluGradOp::create(b, op->getLoc(), g.getType(), g.getInput(),
+                                     dys[0], g.getApproximationAttr()));
     return success();
   }
 };
@@ -149,9 +145,8 @@ struct MeanPoolVJP : VJP<MeanPoolVJP, MeanPoolOp> {
                                            ValueRange dys,
                                            SmallVectorImpl<Value> &out) const {
     auto m = cast<MeanPoolOp>(op);
-    out.push_back(MeanPoolGradOp::create(b, op->getLoc(),
-                                         m.getInput().getType(), dys[0],
-                                         m.getMask()));
+    out.push_back(MeanPoolGradOp::create(
+        b, op->getLoc(), m.getInput().getType(), dys[0], m.getMask()));
     out.push_back(Value());
     return success();
   }
@@ -180,17 +175,25 @@ struct FusedAttentionVJP : VJP<FusedAttentionVJP, FusedAttentionOp> {
       return op->emitOpError("has no gradient with a query offset (a "
                              "decoding step, not a training graph)");
     }
-    // One gradient op per operand: score operands, logits, values. Each
-    // recomputes what it needs; the autodiff pass drops the unused ones.
-    int64_t count = fa.getScoreOperands().size() +
-                    (fa.getMixtureLogits() ? 1 : 0) + 1;
+    // The softmax statistics once, then one gradient op per operand (score
+    // operands, logits, values), each recomputing scores tile by tile; the
+    // autodiff pass drops the unused ones.
+    auto resultShape = fa.getResult().getType().getShape();
+    auto statsType =
+        RankedTensorType::get(resultShape.drop_back(), b.getF32Type());
+    Value stats = AttentionStatsOp::create(
+        b, op->getLoc(), statsType, fa.getScorePartsAttr(),
+        fa.getScoreOperands(), fa.getMixtureLogits(), fa.getValues(),
+        fa.getKeyMask(), fa.getCausalAttr());
+    int64_t count =
+        fa.getScoreOperands().size() + (fa.getMixtureLogits() ? 1 : 0) + 1;
     for (int64_t wrt = 0; wrt < count; ++wrt) {
       Value operand = op->getOperand(wrt);
       out.push_back(FusedAttentionGradOp::create(
           b, op->getLoc(), operand.getType(), fa.getScorePartsAttr(),
           fa.getScoreOperands(), fa.getMixtureLogits(), fa.getValues(),
-          fa.getKeyMask(), fa.getResult(), dys[0], b.getI64IntegerAttr(wrt),
-          fa.getCausalAttr()));
+          fa.getKeyMask(), fa.getResult(), dys[0], stats,
+          b.getI64IntegerAttr(wrt), fa.getCausalAttr()));
     }
     for (unsigned i = count; i < op->getNumOperands(); ++i) {
       out.push_back(Value()); // key mask

@@ -685,8 +685,7 @@ LogicalResult AttendProbsOp::verify() {
 
 namespace {
 /// The operands of score part `index` of a fused attention or its gradient.
-template <typename OpT>
-OperandRange partOperands(OpT op, unsigned index) {
+template <typename OpT> OperandRange partOperands(OpT op, unsigned index) {
   unsigned begin = 0;
   auto parts = op.getScoreParts().template getAsRange<ScorePartAttr>();
   for (auto [i, part] : llvm::enumerate(parts)) {
@@ -707,8 +706,8 @@ LogicalResult verifyFusedAttention(OpT op, Type resultType) {
   auto emitOpError = [&](const Twine &message = {}) {
     return op.emitOpError(message);
   };
-  auto parts = llvm::to_vector(
-      op.getScoreParts().template getAsRange<ScorePartAttr>());
+  auto parts =
+      llvm::to_vector(op.getScoreParts().template getAsRange<ScorePartAttr>());
   if (parts.empty()) {
     return emitOpError("expected at least one score part");
   }
@@ -759,9 +758,8 @@ LogicalResult verifyFusedAttention(OpT op, Type resultType) {
                       op.getMixtureLogits()))) {
     return failure();
   }
-  if (failed(verifyAttentionIO(c, op.getValues(), op.getKeyMask(),
-                               resultType, vs[0], vs[1], queries,
-                               vs[2]))) {
+  if (failed(verifyAttentionIO(c, op.getValues(), op.getKeyMask(), resultType,
+                               vs[0], vs[1], queries, vs[2]))) {
     return failure();
   }
   return verifySameFloatElementType(op);
@@ -1007,8 +1005,8 @@ LogicalResult EmbeddingGradOp::verify() {
   }
   SmallVector<int64_t> expected(ids.begin(), ids.end());
   expected.push_back(shapeOf(getResult().getType())[1]);
-  if (failed(c.expect("d_result", "[...ids, d_model]", expected,
-                      getDResult()))) {
+  if (failed(
+          c.expect("d_result", "[...ids, d_model]", expected, getDResult()))) {
     return failure();
   }
   return verifySameFloatElementType(*this);
@@ -1077,8 +1075,8 @@ LogicalResult PositionsGradOp::verify() {
   }
   ArrayRef<int64_t> ds = shapeOf(getDResult());
   ArrayRef<int64_t> rs = shapeOf(getResult().getType());
-  if (failed(c.expect("result", "[L, d]", {kAny, ds[2]},
-                      getResult().getType())) ||
+  if (failed(
+          c.expect("result", "[L, d]", {kAny, ds[2]}, getResult().getType())) ||
       failed(c.expectAtMost("N", ds[1], "L", rs[0]))) {
     return failure();
   }
@@ -1114,6 +1112,26 @@ LogicalResult CrossEntropyGradOp::verify() {
   return verifySameFloatElementType(*this);
 }
 
+OperandRange AttentionStatsOp::getPartOperands(unsigned index) {
+  return partOperands(*this, index);
+}
+
+LogicalResult AttentionStatsOp::verify() {
+  ShapeChecker c(*this);
+  if (failed(c.expectRank("result", "[batch, heads, N]", 3,
+                          getResult().getType())) ||
+      failed(c.expectRank("values", "[batch, heads, M, head_dim]", 4,
+                          getValues()))) {
+    return failure();
+  }
+  // Checked as the fused attention whose statistics these are.
+  ArrayRef<int64_t> rs = shapeOf(getResult().getType());
+  auto attention =
+      RankedTensorType::get({rs[0], rs[1], rs[2], shapeOf(getValues())[3]},
+                            getElementTypeOrSelf(getValues().getType()));
+  return verifyFusedAttention(*this, attention);
+}
+
 OperandRange FusedAttentionGradOp::getPartOperands(unsigned index) {
   return partOperands(*this, index);
 }
@@ -1125,9 +1143,14 @@ LogicalResult FusedAttentionGradOp::verify() {
                       getDOutput()))) {
     return failure();
   }
+  ArrayRef<int64_t> os = shapeOf(getOutput());
+  if (failed(c.expect("row_stats", "[batch, heads, N]", {os[0], os[1], os[2]},
+                      getRowStats()))) {
+    return failure();
+  }
   // `wrt` may name a score operand, the logits or the values.
-  int64_t differentiable = getScoreOperands().size() +
-                           (getMixtureLogits() ? 1 : 0) + 1;
+  int64_t differentiable =
+      getScoreOperands().size() + (getMixtureLogits() ? 1 : 0) + 1;
   int64_t wrt = static_cast<int64_t>(getWrt());
   if (wrt < 0 || wrt >= differentiable) {
     return emitOpError() << "wrt = " << getWrt()
@@ -1145,8 +1168,7 @@ LogicalResult FusedAttentionGradOp::verify() {
 
 LogicalResult LearningRateOp::verify() {
   if (!(getPeak().convertToFloat() > 0.0f)) {
-    return emitOpError() << "expected peak > 0, got "
-                         << formatFloat(getPeak());
+    return emitOpError() << "expected peak > 0, got " << formatFloat(getPeak());
   }
   if (getWarmupSteps() < 0) {
     return emitOpError() << "expected warmup_steps >= 0, got "

@@ -82,9 +82,8 @@ LogicalResult differentiate(func::FuncOp func) {
   auto accumulate = [&](Value value, Value gradient) {
     auto [it, inserted] = cotangent.try_emplace(value, gradient);
     if (!inserted) {
-      it->second =
-          AddOp::create(b, value.getLoc(), value.getType(), it->second,
-                        gradient);
+      it->second = AddOp::create(b, value.getLoc(), value.getType(), it->second,
+                                 gradient);
     }
   };
   // The seed: a null cotangent of the loss stands for d loss / d loss = 1.
@@ -140,8 +139,9 @@ LogicalResult differentiate(func::FuncOp func) {
   }
   func::ReturnOp::create(b, ret.getLoc(), results);
   ret.erase();
-  func.setFunctionType(FunctionType::get(
-      func.getContext(), func.getArgumentTypes(), ValueRange(results).getTypes()));
+  func.setFunctionType(FunctionType::get(func.getContext(),
+                                         func.getArgumentTypes(),
+                                         ValueRange(results).getTypes()));
   // setFunctionType keeps the old result attributes; set all of them.
   MLIRContext *ctx = func.getContext();
   auto named = [&](const Twine &name) {
@@ -157,10 +157,15 @@ LogicalResult differentiate(func::FuncOp func) {
   func.setAllResultAttrs(resultAttrs);
 
   // Gradient ops of inactive operands were built but nobody reads them.
-  for (Operation &op :
-       llvm::make_early_inc_range(llvm::reverse(block.without_terminator()))) {
-    if (op.use_empty() && isMemoryEffectFree(&op)) {
-      op.erase();
+  // (Collected first: a reverse iterator refers to the op after the one it
+  // yields, which erasing would leave dangling.)
+  SmallVector<Operation *> all;
+  for (Operation &op : block.without_terminator()) {
+    all.push_back(&op);
+  }
+  for (Operation *op : llvm::reverse(all)) {
+    if (op->use_empty() && isMemoryEffectFree(op)) {
+      op->erase();
     }
   }
   return success();

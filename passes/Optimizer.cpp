@@ -77,8 +77,8 @@ struct OptimizerPass : public mlir::synth::impl::OptimizerBase<OptimizerPass> {
       StringRef param = name.getValue().drop_front(5);
       BlockArgument arg;
       for (BlockArgument a : block.getArguments()) {
-        auto p = func.getArgAttrOfType<StringAttr>(a.getArgNumber(),
-                                                   "synth.param");
+        auto p =
+            func.getArgAttrOfType<StringAttr>(a.getArgNumber(), "synth.param");
         if (p && p.getValue() == param) {
           arg = a;
         }
@@ -105,16 +105,16 @@ struct OptimizerPass : public mlir::synth::impl::OptimizerBase<OptimizerPass> {
         addArgument(scalarI32, "synth.input", "total_steps");
     SmallVector<std::pair<BlockArgument, BlockArgument>> moments;
     for (auto [param, grad] : pairs) {
-      auto name = func.getArgAttrOfType<StringAttr>(param.getArgNumber(),
-                                                    "synth.param")
-                      .getValue();
+      auto name =
+          func.getArgAttrOfType<StringAttr>(param.getArgNumber(), "synth.param")
+              .getValue();
       auto type = RankedTensorType::get(
           cast<RankedTensorType>(param.getType()).getShape(),
           Float32Type::get(ctx));
-      BlockArgument m = addArgument(type, "synth.state",
-                                    ("adam.m." + name).str());
-      BlockArgument v = addArgument(type, "synth.state",
-                                    ("adam.v." + name).str());
+      BlockArgument m =
+          addArgument(type, "synth.state", ("adam.m." + name).str());
+      BlockArgument v =
+          addArgument(type, "synth.state", ("adam.v." + name).str());
       moments.push_back({m, v});
     }
     if (!stepArg || !totalArg ||
@@ -166,8 +166,7 @@ struct OptimizerPass : public mlir::synth::impl::OptimizerBase<OptimizerPass> {
     };
     SmallVector<DictionaryAttr> resultAttrs;
     for (const char *name : {"loss", "learning_rate", "grad_sq_norm"}) {
-      resultAttrs.push_back(
-          attr("synth.output", StringAttr::get(ctx, name)));
+      resultAttrs.push_back(attr("synth.output", StringAttr::get(ctx, name)));
     }
     for (unsigned i = 3; i < results.size(); ++i) {
       resultAttrs.push_back(

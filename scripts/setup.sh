@@ -11,13 +11,16 @@ BUILD_TYPE="${SYNTH_BUILD_TYPE:-Release}"
 
 # Compiler toolchain and MLIR/LLVM 22, Halide 14, test and benchmark libraries, reference numerics (torch, numpy;
 # OpenBLAS replaces the netlib reference BLAS that Debian's torch otherwise runs on, a fair anchor for benchmarks),
-# and the King James Bible with the SWORD tools to read it (the built-in training corpus: scripts/prepare_kjv.py).
+# the King James Bible with the SWORD tools to read it (the built-in training corpus: scripts/prepare_kjv.py), and
+# SentencePiece (spm_train/spm_encode for prepare_kjv.py --tokenizer=sentencepiece, the library for the runtime's
+# tokenizer; optional at build time).
 PACKAGES=(
   cmake ninja-build ccache git python3
   clang-22 lld-22 clang-format-22 llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
   libhalide14-0-dev libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3-torch python3-numpy libopenblas0-pthread
   sword-text-kjv libsword-utils
+  sentencepiece libsentencepiece-dev
 )
 
 missing=()

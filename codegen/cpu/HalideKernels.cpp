@@ -82,6 +82,25 @@ void define(Func &f, std::vector<Var> vars, Expr value) {
   f(vars) = value;
 }
 
+/// The row-major multi-index of flat position `flat` in `shape`.
+std::vector<Expr> unflatten(Expr flat, const std::vector<int64_t> &shape) {
+  std::vector<Expr> index(shape.size());
+  for (size_t d = shape.size(); d-- > 0;) {
+    int extent = static_cast<int>(shape[d]);
+    index[d] = d == 0 ? flat : flat % extent;
+    flat = flat / extent;
+  }
+  return index;
+}
+
+int64_t product(const std::vector<int64_t> &dims) {
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    n *= d;
+  }
+  return n;
+}
+
 /// erf to ~1e-7 relative accuracy (Numerical Recipes' erfc Chebyshev fit):
 /// Halide has no erf, and exact GELU needs one.
 Expr erfApprox(Expr x) {
@@ -99,6 +118,18 @@ Expr erfApprox(Expr x) {
                                                       t * 0.17087277f))))))));
   Expr erfc = t * Halide::exp(-z * z + poly);
   return Halide::select(x >= 0, 1.0f - erfc, erfc - 1.0f);
+}
+
+/// d/dx gelu(x), exact (erf) or of the tanh approximation.
+Expr geluDerivative(Expr x, bool tanhApproximation) {
+  if (tanhApproximation) {
+    const float k = 0.7978845608f;
+    Expr t = Halide::tanh(k * (x + 0.044715f * x * x * x));
+    return 0.5f * (1.0f + t) +
+           0.5f * x * (1.0f - t * t) * k * (1.0f + 3.0f * 0.044715f * x * x);
+  }
+  Expr phi = 0.3989422804f * Halide::exp(-0.5f * x * x);
+  return 0.5f * (1.0f + erfApprox(x * 0.70710678118f)) + x * phi;
 }
 
 /// The Funcs of one kernel and what the schedule needs to know about them.
@@ -268,8 +299,16 @@ private:
       RDom r(0, static_cast<int>(in), absl::StrCat("k", op.result));
       std::vector<Expr> xi(e.begin(), e.end() - 1);
       xi.push_back(r);
-      Expr weight =
-          op.transposeWeight ? at(w, {e.back(), r}) : at(w, {r, e.back()});
+      Expr weight = at(w, {r, e.back()});
+      if (op.transposeWeight) {
+        // W is [out, in]: a transposed copy keeps the product's loads
+        // contiguous along the output dimension.
+        Func wt(absl::StrCat("weight_t_", op.result));
+        Var wo("wo"), wi("wi");
+        wt(wo, wi) = at(w, {wo, wi});
+        weightCopies_.push_back(wt);
+        weight = wt(e.back(), r);
+      }
       Func mm(absl::StrCat("matmul_", op.result));
       define(mm, v, 0.0f);
       std::vector<Var> reversed(v.rbegin(), v.rend());
@@ -364,8 +403,14 @@ private:
       Func mm(absl::StrCat("pv_", op.result));
       define(mm, v, 0.0f);
       std::vector<Var> reversed(v.rbegin(), v.rend());
-      mm(reversed) +=
-          at(probs, {e[1], e[2], j}) * at(values, {e[0], e[1], j, e[3]});
+      if (op.transposeProbs) {
+        // out[b, h, j, :] = sum_i P[h, i, j] dO[b, h, i, :].
+        j = RDom(0, static_cast<int>(probs.dim(1)),
+                 absl::StrCat("pv_i", op.result));
+      }
+      Expr p = op.transposeProbs ? at(probs, {e[1], j, e[2]})
+                                 : at(probs, {e[1], e[2], j});
+      mm(reversed) += p * at(values, {e[0], e[1], j, e[3]});
       define(f, v, at(TensorFunc{mm, shape}, e));
       matmuls_.push_back({mm, f, j});
       break;
@@ -373,8 +418,269 @@ private:
     case OpKind::FusedAttention:
       emitAttention(op, f, v);
       break;
+    case OpKind::FusedAttentionGrad:
+      f = emitAttentionGrad(op, v);
+      break;
+    case OpKind::AttentionStats:
+      f = emitAttentionStats(op, v);
+      break;
+    case OpKind::EmbeddingGrad: {
+      // Scatter-add of the row gradients; columns in parallel blocks, tokens
+      // in order inside each (no two threads touch one element).
+      const TensorFunc &ids = value(op.operands[0]);
+      const TensorFunc &dy = value(op.operands[1]);
+      int vocab = static_cast<int>(shape[0]);
+      define(f, v, 0.0f);
+      RDom r(0, static_cast<int>(product(ids.shape)),
+             absl::StrCat("eg_r", op.result));
+      std::vector<Expr> idx = unflatten(r, ids.shape);
+      Expr row = Halide::clamp(at(ids, idx), 0, vocab - 1);
+      idx.push_back(v[1]);
+      f(v[1], row) += at(dy, idx);
+      scatters_.push_back({f, r});
+      break;
+    }
+    case OpKind::LinearWeightGrad: {
+      // dW[i, o] = sum over rows of x[r, i] dy[r, o]: a matmul whose
+      // reduction runs over every row.
+      const TensorFunc &x = value(op.operands[0]);
+      const TensorFunc &dy = value(op.operands[1]);
+      std::vector<int64_t> lead(x.shape.begin(), x.shape.end() - 1);
+      RDom r(0, static_cast<int>(product(lead)),
+             absl::StrCat("wg_r", op.result));
+      std::vector<Expr> xi = unflatten(r, lead), di = xi;
+      Expr in = op.transposeWeight ? e[1] : e[0];
+      Expr out = op.transposeWeight ? e[0] : e[1];
+      xi.push_back(in);
+      di.push_back(out);
+      Func mm(absl::StrCat("weight_grad_", op.result));
+      define(mm, v, 0.0f);
+      std::vector<Var> reversed(v.rbegin(), v.rend());
+      mm(reversed) += at(x, xi) * at(dy, di);
+      define(f, v, at(TensorFunc{mm, shape}, e));
+      matmuls_.push_back({mm, f, r});
+      break;
+    }
+    case OpKind::SumRows: {
+      const TensorFunc &x = value(op.operands[0]);
+      std::vector<int64_t> lead(x.shape.begin(), x.shape.end() - 1);
+      RDom r(0, static_cast<int>(product(lead)),
+             absl::StrCat("sr_r", op.result));
+      std::vector<Expr> idx = unflatten(r, lead);
+      idx.push_back(e[0]);
+      define(f, v, 0.0f);
+      f(v[0]) += at(x, idx);
+      scatters_.push_back({f, r});
+      break;
+    }
+    case OpKind::LayerNormGrad:
+    case OpKind::LayerNormGammaGrad: {
+      // xhat = (x - mean) * rstd, statistics recomputed per row.
+      const TensorFunc &x = value(op.operands[0]);
+      const TensorFunc &dy =
+          value(op.operands[op.kind == OpKind::LayerNormGrad ? 2 : 1]);
+      int64_t d = x.shape.back();
+      std::vector<Var> rows =
+          makeVars(x.rank() - 1, absl::StrCat("lnr", op.result));
+      std::vector<Expr> rowIdx = exprs(rows);
+      RDom r(0, static_cast<int>(d), absl::StrCat("lng_r", op.result));
+      std::vector<Expr> xr = rowIdx;
+      xr.push_back(r);
+      Func mean(absl::StrCat("lng_mean_", op.result));
+      define(mean, rows, Halide::sum(at(x, xr)) / static_cast<float>(d));
+      Expr mu = at(TensorFunc{mean, {}}, rowIdx);
+      Func rstd(absl::StrCat("lng_rstd_", op.result));
+      Expr c = at(x, xr) - mu;
+      define(rstd, rows,
+             1.0f / Halide::sqrt(Halide::sum(c * c) / static_cast<float>(d) +
+                                 op.epsilon));
+      Expr rs = at(TensorFunc{rstd, {}}, rowIdx);
+      if (op.kind == OpKind::LayerNormGammaGrad) {
+        std::vector<int64_t> lead(x.shape.begin(), x.shape.end() - 1);
+        RDom all(0, static_cast<int>(product(lead)),
+                 absl::StrCat("lgg_r", op.result));
+        std::vector<Expr> idx = unflatten(all, lead);
+        std::vector<Expr> full = idx;
+        full.push_back(e[0]);
+        define(f, v, 0.0f);
+        f(v[0]) += at(dy, full) *
+                   (at(x, full) - at(TensorFunc{mean, {}}, idx)) *
+                   at(TensorFunc{rstd, {}}, idx);
+        scatters_.push_back({f, all});
+        roots_.push_back(mean);
+        roots_.push_back(rstd);
+        break;
+      }
+      const TensorFunc &gamma = value(op.operands[1]);
+      Expr xhatR = (at(x, xr) - mu) * rs;
+      Expr gR = at(dy, xr) * at(gamma, {r});
+      Func meanG(absl::StrCat("lng_mg_", op.result));
+      define(meanG, rows, Halide::sum(gR) / static_cast<float>(d));
+      Func meanGX(absl::StrCat("lng_mgx_", op.result));
+      define(meanGX, rows, Halide::sum(gR * xhatR) / static_cast<float>(d));
+      // The output's own row index.
+      std::vector<Expr> outRow(e.begin(), e.end() - 1);
+      Expr xhat = (at(x, e) - at(TensorFunc{mean, {}}, outRow)) *
+                  at(TensorFunc{rstd, {}}, outRow);
+      Expr g = at(dy, e) * at(gamma, {e.back()});
+      define(f, v,
+             at(TensorFunc{rstd, {}}, outRow) *
+                 (g - at(TensorFunc{meanG, {}}, outRow) -
+                  xhat * at(TensorFunc{meanGX, {}}, outRow)));
+      for (Func stat : {mean, rstd, meanG, meanGX}) {
+        rowStats_.push_back({stat, f});
+      }
+      break;
+    }
+    case OpKind::ReluGrad:
+      define(f, v,
+             Halide::select(at(value(op.operands[0]), e) > 0.0f,
+                            at(value(op.operands[1]), e), 0.0f));
+      break;
+    case OpKind::GeluGrad:
+      define(f, v,
+             at(value(op.operands[1]), e) *
+                 geluDerivative(at(value(op.operands[0]), e), op.geluTanh));
+      break;
+    case OpKind::PositionsGrad: {
+      const TensorFunc &dy = value(op.operands[0]);
+      int n = static_cast<int>(dy.dim(1));
+      RDom b(0, static_cast<int>(dy.dim(0)), absl::StrCat("pg_b", op.result));
+      Expr p = Halide::min(e[0], n - 1);
+      define(f, v,
+             Halide::select(e[0] < n, Halide::sum(at(dy, {b, p, e[1]})), 0.0f));
+      break;
+    }
+    case OpKind::MeanPoolGrad: {
+      const TensorFunc &dy = value(op.operands[0]);
+      const TensorFunc &mask = value(op.operands[1]);
+      RDom n(0, static_cast<int>(mask.dim(1)),
+             absl::StrCat("mpg_n", op.result));
+      Func count(absl::StrCat("mpg_count_", op.result));
+      define(count, {v[0]},
+             Halide::sum(Halide::cast<float>(at(mask, {e[0], n}) != 0)));
+      roots_.push_back(count);
+      define(f, v,
+             Halide::select(
+                 at(mask, {e[0], e[1]}) != 0,
+                 at(dy, {e[0], e[2]}) /
+                     Halide::max(1.0f, at(TensorFunc{count, {}}, {e[0]})),
+                 0.0f));
+      break;
+    }
+    case OpKind::CrossEntropyGrad:
+      emitCrossEntropyGrad(op, f, v);
+      break;
+    case OpKind::SumSquares: {
+      const TensorFunc &x = value(op.operands[0]);
+      // Per-row partial sums (vectorizable), then their total.
+      std::vector<int64_t> lead(x.shape.begin(), x.shape.end() - 1);
+      int64_t last = x.shape.empty() ? 1 : x.shape.back();
+      Func partial(absl::StrCat("ss_rows_", op.result));
+      Var row("ssr");
+      RDom c(0, static_cast<int>(last), absl::StrCat("ss_c", op.result));
+      std::vector<Expr> idx = unflatten(row, lead);
+      if (!x.shape.empty()) {
+        idx.push_back(c);
+      }
+      Expr sq = at(x, idx);
+      partial(row) = Halide::sum(sq * sq);
+      RDom r(0, static_cast<int>(product(lead)),
+             absl::StrCat("ss_r", op.result));
+      f() = Halide::sum(partial(r));
+      roots_.push_back(partial);
+      break;
+    }
+    case OpKind::LearningRate: {
+      Expr t = Halide::cast<float>(at(value(op.operands[0]), {}));
+      Expr total = Halide::cast<float>(at(value(op.operands[1]), {}));
+      float warm = static_cast<float>(op.warmupSteps);
+      Expr progress = Halide::clamp(
+          (t - warm) / Halide::max(1.0f, total - warm), 0.0f, 1.0f);
+      Expr cosine = op.finalRatio +
+                    (1.0f - op.finalRatio) * 0.5f *
+                        (1.0f + Halide::cos(3.14159265358979f * progress));
+      Expr rate = op.warmupSteps > 0
+                      ? Halide::select(t <= warm, t / warm, cosine)
+                      : cosine;
+      f() = op.peak * rate;
+      break;
+    }
+    case OpKind::AdamMoment1:
+    case OpKind::AdamMoment2: {
+      Expr g = at(value(op.operands[0]), e) * clipScale(op);
+      Expr old = at(value(op.operands[1]), e);
+      define(f, v,
+             op.kind == OpKind::AdamMoment1
+                 ? op.beta1 * old + (1.0f - op.beta1) * g
+                 : op.beta2 * old + (1.0f - op.beta2) * g * g);
+      break;
+    }
+    case OpKind::AdamParam: {
+      Expr p = at(value(op.operands[0]), e);
+      Expr m = at(value(op.operands[1]), e);
+      Expr vv = at(value(op.operands[2]), e);
+      Expr lr = at(value(op.operands[3]), {});
+      Expr t = Halide::cast<float>(at(value(op.operands[4]), {}));
+      Expr c1 = 1.0f - Halide::pow(op.beta1, t);
+      Expr c2 = 1.0f - Halide::pow(op.beta2, t);
+      Expr update = (m / c1) / (Halide::sqrt(vv / c2) + op.epsilon);
+      define(f, v, p - lr * update - lr * op.weightDecay * p);
+      break;
+    }
     }
     setResult(op, f);
+  }
+
+  /// The global-norm clipping factor of an Adam op (1 without clipping).
+  Expr clipScale(const OpSpec &op) {
+    if (op.maxGradNorm <= 0.0f) {
+      return Expr(1.0f);
+    }
+    Expr sq = at(value(op.operands.back()), {});
+    return Halide::min(1.0f, op.maxGradNorm / (Halide::sqrt(sq) + 1e-6f));
+  }
+
+  /// d mean-loss / d logits: (softmax - onehot) * scale / count per valid
+  /// row, 0 for ignored ones.
+  void emitCrossEntropyGrad(const OpSpec &op, Func &f,
+                            const std::vector<Var> &v) {
+    const TensorFunc &logits = value(op.operands[0]);
+    const TensorFunc &targets = value(op.operands[1]);
+    size_t rowRank = logits.rank() - 1;
+    int vocab = static_cast<int>(logits.shape.back());
+    std::vector<Expr> e = exprs(v);
+    std::vector<Var> rows(v.begin(), v.end() - 1);
+    std::vector<Expr> rowIdx = exprs(rows);
+    RDom k(0, vocab, absl::StrCat("ceg_k", op.result));
+    std::vector<Expr> lk = rowIdx;
+    lk.push_back(k);
+    Func rowMax(absl::StrCat("ceg_max_", op.result));
+    define(rowMax, rows, Halide::maximum(at(logits, lk)));
+    Expr mx = at(TensorFunc{rowMax, {}}, rowIdx);
+    Func rowSum(absl::StrCat("ceg_sum_", op.result));
+    define(rowSum, rows, Halide::sum(Halide::exp(at(logits, lk) - mx)));
+    std::vector<int64_t> lead(logits.shape.begin(), logits.shape.end() - 1);
+    RDom all(0, static_cast<int>(product(lead)),
+             absl::StrCat("ceg_all", op.result));
+    Func count(absl::StrCat("ceg_count_", op.result));
+    count() = Halide::sum(Halide::select(at(targets, unflatten(all, lead)) !=
+                                             static_cast<int>(op.ignoreIndex),
+                                         1.0f, 0.0f));
+    roots_.push_back(count);
+    Expr target = at(targets, rowIdx);
+    Expr valid = target != static_cast<int>(op.ignoreIndex);
+    Expr scale = op.scale >= 0 ? at(value(op.scale), {}) : Expr(1.0f);
+    Expr prob =
+        Halide::exp(at(logits, e) - mx) / at(TensorFunc{rowSum, {}}, rowIdx);
+    Expr onehot = Halide::select(e.back() == target, 1.0f, 0.0f);
+    define(f, v,
+           Halide::select(valid,
+                          (prob - onehot) * scale / Halide::max(1.0f, count()),
+                          0.0f));
+    rowStats_.push_back({rowMax, f});
+    rowStats_.push_back({rowSum, f});
+    (void)rowRank;
   }
 
   static const char *kindName(OpKind kind) {
@@ -411,6 +717,40 @@ private:
       return "attention_probs";
     case OpKind::AttendProbs:
       return "attend_probs";
+    case OpKind::EmbeddingGrad:
+      return "embedding_grad";
+    case OpKind::LinearWeightGrad:
+      return "linear_weight_grad";
+    case OpKind::SumRows:
+      return "sum_rows";
+    case OpKind::LayerNormGrad:
+      return "layer_norm_grad";
+    case OpKind::LayerNormGammaGrad:
+      return "layer_norm_gamma_grad";
+    case OpKind::ReluGrad:
+      return "relu_grad";
+    case OpKind::GeluGrad:
+      return "gelu_grad";
+    case OpKind::PositionsGrad:
+      return "positions_grad";
+    case OpKind::MeanPoolGrad:
+      return "mean_pool_grad";
+    case OpKind::CrossEntropyGrad:
+      return "cross_entropy_grad";
+    case OpKind::FusedAttentionGrad:
+      return "fused_attention_grad";
+    case OpKind::AttentionStats:
+      return "attention_stats";
+    case OpKind::SumSquares:
+      return "sum_squares";
+    case OpKind::LearningRate:
+      return "learning_rate";
+    case OpKind::AdamMoment1:
+      return "adam_m";
+    case OpKind::AdamMoment2:
+      return "adam_v";
+    case OpKind::AdamParam:
+      return "adam_param";
     }
     return "op";
   }
@@ -566,6 +906,568 @@ private:
     }
     }
     return Expr(0.0f);
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Backward of the fused attention: statistics and one gradient per kernel
+  //===--------------------------------------------------------------------===//
+
+  /// Where a gradient kernel computes its per-tile Funcs (scores, dP, dS).
+  enum class GradLayout {
+    QueryTiled,   ///< output indexed by query (dQ): tiles of queries
+    KeyTiled,     ///< output indexed by key (dK, dV): tiles of keys
+    BatchReduced, ///< random R: tiles of queries, the batch reduced inside
+    Materialized, ///< the rest: dS stored per batch and head
+  };
+
+  /// Recomputed forward scores, all Funcs in Halide order (j, i, h, b).
+  struct ScoreFuncs {
+    /// The mixed score of query i and key j (masks not applied).
+    Func mixed;
+    /// Each part's unmixed score (for the mixture logits' gradient).
+    std::vector<Func> parts;
+    /// Reductions and copies evaluated per tile of (keys x queries).
+    std::vector<Func> tile;
+    /// Per-query or small Funcs, computed once (MLP hidden layers, weights).
+    std::vector<Func> rows;
+    /// Dense and factorized-dense internals per part (undefined otherwise).
+    std::vector<Func> pre, hidden, fa, fb;
+  };
+
+  Var gj_{"gj"}, gi_{"gi"}, gh_{"gh"}, gb_{"gb"};
+
+  /// The score Funcs of `op`'s parts, named with `tag`.
+  ScoreFuncs buildScores(const OpSpec &op, const std::string &tag) {
+    ScoreFuncs sf;
+    Var j = gj_, i = gi_, h = gh_, b = gb_;
+    size_t n = op.parts.size();
+    sf.pre.resize(n);
+    sf.hidden.resize(n);
+    sf.fa.resize(n);
+    sf.fb.resize(n);
+    Func alpha;
+    if (n > 1) {
+      const TensorFunc &logits = value(op.logits);
+      RDom r(0, static_cast<int>(n), tag + "_mix_r");
+      Var mh("mh"), mm("mm");
+      Func mx(tag + "_mix_max"), den(tag + "_mix_den");
+      mx(mh) = Halide::maximum(at(logits, {mh, r}));
+      den(mh) = Halide::sum(Halide::exp(at(logits, {mh, r}) - mx(mh)));
+      alpha = Func(tag + "_mix_alpha");
+      alpha(mm, mh) = Halide::exp(at(logits, {mh, mm}) - mx(mh)) / den(mh);
+      sf.rows.push_back(alpha);
+      mixAlpha_ = alpha;
+    }
+    Expr total;
+    for (size_t p = 0; p < n; ++p) {
+      const ScorePartSpec &part = op.parts[p];
+      auto operand = [&](size_t k) -> const TensorFunc & {
+        return value(part.operands.at(k));
+      };
+      std::string ptag = absl::StrCat(tag, "_p", p);
+      Func score(ptag + "_score");
+      switch (part.kind) {
+      case ScoreKind::Dot: {
+        const TensorFunc &q = operand(0), &k = operand(1);
+        Var r_("dr");
+        Func kT(ptag + "_keys_t");
+        kT(j, r_, h, b) = at(k, {b, h, j, r_});
+        RDom r(0, static_cast<int>(q.dim(3)), ptag + "_r");
+        Func s(ptag + "_dot");
+        s(j, i, h, b) = 0.0f;
+        s(j, i, h, b) += at(q, {b, h, i, r}) * kT(j, r, h, b);
+        sf.tile.push_back(kT);
+        sf.tile.push_back(s);
+        score(j, i, h, b) = s(j, i, h, b) * part.scale;
+        break;
+      }
+      case ScoreKind::Random:
+        score(j, i, h, b) = at(operand(0), {h, i, j});
+        break;
+      case ScoreKind::FactorizedRandom: {
+        const TensorFunc &r1 = operand(0), &r2 = operand(1);
+        RDom r(0, static_cast<int>(r1.dim(2)), ptag + "_r");
+        Func s(ptag + "_factorized");
+        s(j, i, h) = 0.0f;
+        s(j, i, h) += at(r1, {h, i, r}) * at(r2, {h, j, r});
+        sf.rows.push_back(s); // [heads, N, M]: batch-independent
+        score(j, i, h, b) = s(j, i, h);
+        break;
+      }
+      case ScoreKind::Dense:
+      case ScoreKind::FactorizedDense: {
+        const TensorFunc &x = operand(0), &w1 = operand(1), &b1 = operand(2);
+        Var kk("hk");
+        RDom r(0, static_cast<int>(x.dim(2)), ptag + "_hr");
+        Func pre(ptag + "_pre");
+        pre(kk, i, h, b) = at(b1, {h, kk});
+        pre(kk, i, h, b) += at(x, {b, i, r}) * at(w1, {h, r, kk});
+        Func hid(ptag + "_hidden");
+        hid(kk, i, h, b) = Halide::max(pre(kk, i, h, b), 0.0f);
+        sf.pre[p] = pre;
+        sf.hidden[p] = hid;
+        sf.rows.push_back(pre);
+        sf.rows.push_back(hid);
+        RDom rk(0, static_cast<int>(w1.dim(2)), ptag + "_kr");
+        if (part.kind == ScoreKind::Dense) {
+          const TensorFunc &w2 = operand(3), &b2 = operand(4);
+          Func s(ptag + "_dense");
+          s(j, i, h, b) = at(b2, {h, j});
+          s(j, i, h, b) += hid(rk, i, h, b) * at(w2, {h, rk, j});
+          sf.tile.push_back(s);
+          score(j, i, h, b) = s(j, i, h, b);
+          break;
+        }
+        const TensorFunc &wa = operand(3), &ba = operand(4), &wb = operand(5),
+                         &bb = operand(6);
+        int bw = static_cast<int>(wb.dim(2));
+        Var pp("fp");
+        Func fa(ptag + "_a"), fb(ptag + "_b");
+        fa(pp, i, h, b) = at(ba, {h, pp});
+        fa(pp, i, h, b) += hid(rk, i, h, b) * at(wa, {h, rk, pp});
+        fb(pp, i, h, b) = at(bb, {h, pp});
+        fb(pp, i, h, b) += hid(rk, i, h, b) * at(wb, {h, rk, pp});
+        sf.fa[p] = fa;
+        sf.fb[p] = fb;
+        sf.rows.push_back(fa);
+        sf.rows.push_back(fb);
+        score(j, i, h, b) = fa(j / bw, i, h, b) * fb(j % bw, i, h, b);
+        break;
+      }
+      }
+      sf.parts.push_back(score);
+      Expr term = n > 1 ? alpha(static_cast<int>(p), h) * score(j, i, h, b)
+                        : score(j, i, h, b);
+      total = total.defined() ? total + term : term;
+    }
+    sf.mixed = Func(tag + "_mixed");
+    sf.mixed(j, i, h, b) = total;
+    return sf;
+  }
+
+  /// Whether key j is visible to query i of batch b.
+  Expr visible(const OpSpec &op, Expr j, Expr i, Expr b) {
+    Expr ok = Halide::Internal::const_true();
+    if (op.causal) {
+      ok = j <= i;
+    }
+    if (op.keyMask >= 0) {
+      ok = ok && at(value(op.keyMask), {b, j}) != 0;
+    }
+    return ok;
+  }
+
+  /// synth.attention_stats: lse[b, h, i] over the visible keys, per tile of
+  /// queries (the score tile is the only N-sized scratch).
+  Func emitAttentionStats(const OpSpec &op, const std::vector<Var> &v) {
+    std::string tag = absl::StrCat("st", op.result);
+    ScoreFuncs sf = buildScores(op, tag);
+    int keys = static_cast<int>(value(op.values).dim(2));
+    Var j = gj_, i = gi_, h = gh_, b = gb_;
+    Func masked(tag + "_masked");
+    masked(j, i, h, b) = Halide::select(visible(op, j, i, b),
+                                        sf.mixed(j, i, h, b), kMaskedScore);
+    RDom rj(0, keys, tag + "_j");
+    Func mx(tag + "_max");
+    mx(i, h, b) = kMaskedScore;
+    mx(i, h, b) = Halide::max(mx(i, h, b), masked(rj, i, h, b));
+    Func sum(tag + "_sum");
+    sum(i, h, b) = 0.0f;
+    sum(i, h, b) +=
+        Halide::select(visible(op, rj, i, b),
+                       Halide::exp(masked(rj, i, h, b) - mx(i, h, b)), 0.0f);
+    Func out(tag + "_lse");
+    // A row without visible keys: +huge, so that every weight is exp(-huge).
+    out(i, h, b) =
+        Halide::select(sum(i, h, b) > 0.0f,
+                       mx(i, h, b) + Halide::log(sum(i, h, b)), -kMaskedScore);
+    Func f(absl::StrCat("attention_stats_", op.result));
+    define(f, v, out(v[2], v[1], v[0]));
+    statsFuncs_ = StatsFuncs{out, masked, mx, sum, sf, rj};
+    hasStats_ = true;
+    return f;
+  }
+
+  /// synth.fused_attention_grad: the gradient of one operand.
+  Func emitAttentionGrad(const OpSpec &op, const std::vector<Var> &v) {
+    std::string tag = absl::StrCat("ag", op.result);
+    ScoreFuncs sf = buildScores(op, tag);
+    const TensorFunc &values = value(op.values);
+    const TensorFunc &out = value(op.output);
+    const TensorFunc &dout = value(op.dOutput);
+    const TensorFunc &lse = value(op.rowStats);
+    int batch = static_cast<int>(values.dim(0));
+    int keys = static_cast<int>(values.dim(2));
+    int headDim = static_cast<int>(values.dim(3));
+    int queries = static_cast<int>(out.dim(2));
+    Var j = gj_, i = gi_, h = gh_, b = gb_, c("gc");
+
+    // P, dP = dO V^T, D = rowsum(dO * O), dS = P (dP - D).
+    Func prob(tag + "_p");
+    prob(j, i, h, b) = Halide::select(
+        visible(op, j, i, b),
+        Halide::exp(sf.mixed(j, i, h, b) - at(lse, {b, h, i})), 0.0f);
+    Func vT(tag + "_values_t");
+    Var e("ge");
+    vT(j, e, h, b) = at(values, {b, h, j, e});
+    RDom re(0, headDim, tag + "_e");
+    Func dP(tag + "_dp");
+    dP(j, i, h, b) = 0.0f;
+    dP(j, i, h, b) += at(dout, {b, h, i, re}) * vT(j, re, h, b);
+    Func delta(tag + "_delta");
+    delta(i, h, b) = 0.0f;
+    delta(i, h, b) += at(dout, {b, h, i, re}) * at(out, {b, h, i, re});
+    Func dS(tag + "_ds");
+    dS(j, i, h, b) = prob(j, i, h, b) * (dP(j, i, h, b) - delta(i, h, b));
+    sf.rows.push_back(delta);
+
+    // Which operand: (part, operand of the part), the logits, or the values.
+    int nScore = 0;
+    for (const ScorePartSpec &part : op.parts) {
+      nScore += static_cast<int>(part.operands.size());
+    }
+    int part = -1, local = -1;
+    for (int p = 0, first = 0; p < static_cast<int>(op.parts.size()); ++p) {
+      int count = static_cast<int>(op.parts[p].operands.size());
+      if (op.wrt >= first && op.wrt < first + count) {
+        part = p;
+        local = op.wrt - first;
+      }
+      first += count;
+    }
+    bool wrtLogits = op.logits >= 0 && op.wrt == nScore;
+    size_t numParts = op.parts.size();
+    auto weight = [&](int p) -> Expr {
+      return numParts > 1 ? mixAlpha_(p, h) : Expr(1.0f);
+    };
+    Func f(absl::StrCat("fused_attention_grad_", op.result));
+    const std::vector<int64_t> &shape = spec_.values[op.result].shape;
+    GradLayout layout = GradLayout::Materialized;
+    Var tileVar = i;
+    RDom red;
+
+    if (part < 0 && !wrtLogits) {
+      // Values: dV[j] = sum_i P[i, j] dO[i].
+      red = RDom(0, queries, tag + "_i");
+      f(c, j, h, b) = 0.0f;
+      f(c, j, h, b) += prob(j, red, h, b) * at(dout, {b, h, red, c});
+      layout = GradLayout::KeyTiled;
+      tileVar = j;
+    } else if (wrtLogits) {
+      // a -> alpha = softmax(a): da_m = alpha_m (G_m - sum_n alpha_n G_n)
+      // with G_m = sum dS * S_m.
+      RDom r(0, keys, 0, queries, 0, batch, tag + "_all");
+      Var m("gm");
+      Expr partScore = sf.parts.back()(r.x, r.y, h, r.z);
+      for (int p = static_cast<int>(numParts) - 2; p >= 0; --p) {
+        partScore =
+            Halide::select(m == p, sf.parts[p](r.x, r.y, h, r.z), partScore);
+      }
+      Func g(tag + "_g");
+      g(m, h) = 0.0f;
+      g(m, h) += dS(r.x, r.y, h, r.z) * partScore;
+      RDom rm(0, static_cast<int>(numParts), tag + "_m");
+      Func mean(tag + "_gmean");
+      mean(h) = Halide::sum(mixAlpha_(rm, h) * g(rm, h));
+      f(m, h) = mixAlpha_(m, h) * (g(m, h) - mean(h));
+      sf.rows.push_back(g);
+      sf.rows.push_back(mean);
+    } else {
+      const ScorePartSpec &ps = op.parts[part];
+      auto operand = [&](size_t k) -> const TensorFunc & {
+        return value(ps.operands.at(k));
+      };
+      Expr w = weight(part);
+      switch (ps.kind) {
+      case ScoreKind::Dot: {
+        const TensorFunc &q = operand(0), &k = operand(1);
+        if (local == 0) { // dQ[i] = scale sum_j dS[i, j] K[j]
+          red = RDom(0, keys, tag + "_j");
+          f(c, i, h, b) = 0.0f;
+          f(c, i, h, b) += dS(red, i, h, b) * at(k, {b, h, red, c});
+          layout = GradLayout::QueryTiled;
+          tileVar = i;
+        } else { // dK[j] = scale sum_i dS[i, j] Q[i]
+          red = RDom(0, queries, tag + "_i");
+          f(c, j, h, b) = 0.0f;
+          f(c, j, h, b) += dS(j, red, h, b) * at(q, {b, h, red, c});
+          layout = GradLayout::KeyTiled;
+          tileVar = j;
+        }
+        scaleOutput_ = w * ps.scale;
+        break;
+      }
+      case ScoreKind::Random: {
+        // dR[h, i, j] = sum_b dS (rows and columns beyond N x M: 0).
+        red = RDom(0, batch, tag + "_b");
+        Expr inside = i < queries && j < keys;
+        Expr jc = Halide::min(j, keys - 1), ic = Halide::min(i, queries - 1);
+        f(j, i, h) = 0.0f;
+        f(j, i, h) += Halide::select(inside, dS(jc, ic, h, red), 0.0f);
+        layout = GradLayout::BatchReduced;
+        tileVar = i;
+        scaleOutput_ = w;
+        break;
+      }
+      case ScoreKind::FactorizedRandom: {
+        const TensorFunc &r1 = operand(0), &r2 = operand(1);
+        RDom rb(0, batch, tag + "_b");
+        Func gsum(tag + "_gsum");
+        gsum(j, i, h) = 0.0f;
+        gsum(j, i, h) += dS(j, i, h, rb);
+        sf.rows.push_back(gsum);
+        if (local == 0) { // dR1[i] = sum_j G[i, j] R2[j]
+          RDom rj(0, keys, tag + "_j");
+          Expr ic = Halide::min(i, queries - 1);
+          f(c, i, h) = Halide::select(
+              i < queries, Halide::sum(gsum(rj, ic, h) * at(r2, {h, rj, c})),
+              0.0f);
+        } else { // dR2[j] = sum_i G[i, j] R1[i]
+          RDom ri(0, queries, tag + "_i");
+          Expr jc = Halide::min(j, keys - 1);
+          f(c, j, h) = Halide::select(
+              j < keys, Halide::sum(gsum(jc, ri, h) * at(r1, {h, ri, c})),
+              0.0f);
+        }
+        scaleOutput_ = w;
+        break;
+      }
+      case ScoreKind::Dense:
+      case ScoreKind::FactorizedDense: {
+        // The mixture weight goes inside: x's gradient sums over heads.
+        Func weighted(tag + "_ds_weighted");
+        weighted(j, i, h, b) = w * dS(j, i, h, b);
+        emitSynthesizerGrad(op, ps, part, local, sf, weighted, f, tag, keys,
+                            queries, batch);
+        break;
+      }
+      }
+    }
+    Func result(absl::StrCat("attention_grad_", op.result));
+    std::vector<Var> fv = f.args();
+    std::vector<Expr> fargs(fv.begin(), fv.end());
+    Expr scaled = scaleOutput_.defined() ? f(fargs) * scaleOutput_ : f(fargs);
+    result(fv) = scaled;
+    scaleOutput_ = Expr();
+    Func wrapped(absl::StrCat("fused_attention_grad_out_", op.result));
+    std::vector<Expr> rowMajor(v.begin(), v.end());
+    std::reverse(rowMajor.begin(), rowMajor.end());
+    std::vector<Var> rv(v.rbegin(), v.rend());
+    wrapped(rv) = result(rowMajor);
+    (void)shape;
+    attentionGrad_ = AttentionGradFuncs{f,  result, layout, tileVar, red,
+                                        dS, dP,     vT,     sf,      prob};
+    hasAttentionGrad_ = true;
+    return wrapped;
+  }
+
+  /// Gradients of the dense and factorized-dense synthesizers' operands:
+  /// x, W1, b1, then W2, b2 (dense) or WA, bA, WB, bB (factorized).
+  void emitSynthesizerGrad(const OpSpec &op, const ScorePartSpec &ps, int part,
+                           int local, ScoreFuncs &sf, Func dS, Func &f,
+                           const std::string &tag, int keys, int queries,
+                           int batch) {
+    Var j = gj_, i = gi_, h = gh_, b = gb_, c("gc"), k("gk");
+    auto operand = [&](size_t n) -> const TensorFunc & {
+      return value(ps.operands.at(n));
+    };
+    const TensorFunc &x = operand(0), &w1 = operand(1);
+    Func hid = sf.hidden[part], pre = sf.pre[part];
+    RDom bi(0, queries, 0, batch, tag + "_bi");
+    int hidden = static_cast<int>(w1.dim(2));
+    RDom rk(0, hidden, tag + "_k");
+    // Gradient of the hidden layer (before relu), per query.
+    Func dHid(tag + "_dhidden");
+    Func dA(tag + "_da"), dB(tag + "_db");
+    if (ps.kind == ScoreKind::Dense) {
+      const TensorFunc &w2 = operand(3);
+      if (local == 3) { // dW2[h, k, j]
+        Expr jc = Halide::min(j, keys - 1);
+        f(j, k, h) = 0.0f;
+        f(j, k, h) += Halide::select(
+            j < keys, hid(k, bi.x, h, bi.y) * dS(jc, bi.x, h, bi.y), 0.0f);
+        return;
+      }
+      if (local == 4) { // db2[h, j]
+        Expr jc = Halide::min(j, keys - 1);
+        f(j, h) = 0.0f;
+        f(j, h) += Halide::select(j < keys, dS(jc, bi.x, h, bi.y), 0.0f);
+        return;
+      }
+      RDom rj(0, keys, tag + "_j");
+      dHid(k, i, h, b) = Halide::select(
+          pre(k, i, h, b) > 0.0f,
+          Halide::sum(dS(rj, i, h, b) * at(w2, {h, k, rj})), 0.0f);
+    } else {
+      const TensorFunc &wa = operand(3), &wb = operand(5);
+      int aw = static_cast<int>(wa.dim(2)), bw = static_cast<int>(wb.dim(2));
+      Func fa = sf.fa[part], fb = sf.fb[part];
+      Var pp("gp");
+      RDom rq(0, bw, tag + "_q"), rp(0, aw, tag + "_pa");
+      Expr jq = pp * bw + rq, jp = rp * bw + pp;
+      dA(pp, i, h, b) = Halide::sum(
+          Halide::select(jq < keys, dS(Halide::min(jq, keys - 1), i, h, b),
+                         0.0f) *
+          fb(rq, i, h, b));
+      dB(pp, i, h, b) = Halide::sum(
+          Halide::select(jp < keys, dS(Halide::min(jp, keys - 1), i, h, b),
+                         0.0f) *
+          fa(rp, i, h, b));
+      sf.rows.push_back(dA);
+      sf.rows.push_back(dB);
+      if (local >= 3) {
+        Func d = local <= 4 ? dA : dB;
+        if (local == 3 || local == 5) { // dWA[h, k, p], dWB[h, k, q]
+          f(pp, k, h) = 0.0f;
+          f(pp, k, h) += hid(k, bi.x, h, bi.y) * d(pp, bi.x, h, bi.y);
+        } else { // dbA[h, p], dbB[h, q]
+          f(pp, h) = 0.0f;
+          f(pp, h) += d(pp, bi.x, h, bi.y);
+        }
+        return;
+      }
+      RDom ra(0, aw, tag + "_ra"), rb2(0, bw, tag + "_rb");
+      dHid(k, i, h, b) = Halide::select(
+          pre(k, i, h, b) > 0.0f,
+          Halide::sum(dA(ra, i, h, b) * at(wa, {h, k, ra})) +
+              Halide::sum(dB(rb2, i, h, b) * at(wb, {h, k, rb2})),
+          0.0f);
+    }
+    sf.rows.push_back(dHid);
+    if (local == 0) { // dx[b, i, c] = sum_{h, k} dHid W1[h, c, k]
+      RDom hk(0, hidden, 0, static_cast<int>(w1.dim(0)), tag + "_hk");
+      f(c, i, b) = 0.0f;
+      f(c, i, b) += dHid(hk.x, i, hk.y, b) * at(w1, {hk.y, c, hk.x});
+    } else if (local == 1) { // dW1[h, c, k] = sum_{b, i} x[b, i, c] dHid
+      f(k, c, h) = 0.0f;
+      f(k, c, h) += at(x, {bi.y, bi.x, c}) * dHid(k, bi.x, h, bi.y);
+    } else { // db1[h, k]
+      f(k, h) = 0.0f;
+      f(k, h) += dHid(k, bi.x, h, bi.y);
+    }
+    (void)rk;
+  }
+
+  void scheduleStats() {
+    StatsFuncs &s = statsFuncs_;
+    Var io("sio"), ii("sii");
+    int width = vectorWidth(16);
+    s.out.compute_root()
+        .split(gi_, io, ii, 16, Halide::TailStrategy::GuardWithIf)
+        .parallel(gb_)
+        .parallel(gh_);
+    // One tile of scores per tile of queries; the row max and sum read it.
+    s.masked.compute_at(s.out, io).vectorize(gj_, width,
+                                             Halide::TailStrategy::GuardWithIf);
+    for (Func f : s.scores.tile) {
+      scheduleTileFunc(f, s.out, io);
+    }
+    for (Func f : s.scores.rows) {
+      scheduleRowFunc(f);
+    }
+    for (Func f : {s.mx, s.sum}) {
+      f.compute_at(s.out, io);
+    }
+  }
+
+  void scheduleTileFunc(Func f, Func at, Var level) {
+    int width = vectorWidth(16);
+    f.compute_at(at, level).vectorize(f.args()[0], width,
+                                      Halide::TailStrategy::GuardWithIf);
+    if (f.has_update_definition()) {
+      std::vector<Halide::RVar> rvars = f.rvars(0);
+      std::vector<Halide::VarOrRVar> order = {f.args()[0], f.args()[1]};
+      for (const Halide::RVar &r : rvars) {
+        order.push_back(r);
+      }
+      f.update().reorder(order).vectorize(f.args()[0], width,
+                                          Halide::TailStrategy::GuardWithIf);
+    }
+  }
+
+  void scheduleRowFunc(Func f) {
+    f.compute_root();
+    if (f.dimensions() > 0) {
+      int width = vectorWidth(16);
+      f.vectorize(f.args()[0], width, Halide::TailStrategy::GuardWithIf);
+      if (f.has_update_definition()) {
+        f.update().vectorize(f.args()[0], width,
+                             Halide::TailStrategy::GuardWithIf);
+      }
+      if (f.dimensions() > 1) {
+        f.parallel(f.args().back());
+      }
+    }
+  }
+
+  void scheduleAttentionGrad() {
+    AttentionGradFuncs &g = attentionGrad_;
+    int width = vectorWidth(16);
+    for (Func f : g.scores.rows) {
+      scheduleRowFunc(f);
+    }
+    g.result.compute_root();
+    std::vector<Var> args = g.f.args();
+    g.f.compute_root();
+    Var to("gto"), ti("gti");
+    std::vector<Func> tileFuncs = g.scores.tile;
+    tileFuncs.push_back(g.dP);
+    tileFuncs.push_back(g.vT);
+    switch (g.layout) {
+    case GradLayout::QueryTiled:
+    case GradLayout::KeyTiled: {
+      // out[c, t, h, b] += dS[.., ..] * operand[c, r]: a tile of the output's
+      // rows at a time, with the tile's scores, dP and dS alongside.
+      Halide::Stage u = g.f.update();
+      u.split(g.tileVar, to, ti, 16, Halide::TailStrategy::GuardWithIf)
+          .reorder(args[0], ti, g.red.x, to, args[2], args[3])
+          .vectorize(args[0], width, Halide::TailStrategy::GuardWithIf)
+          .parallel(args[3])
+          .parallel(args[2]);
+      for (Func f : tileFuncs) {
+        scheduleTileFunc(f, g.f, to);
+      }
+      g.dS.compute_at(g.f, to).vectorize(gj_, width,
+                                         Halide::TailStrategy::GuardWithIf);
+      if (g.layout == GradLayout::KeyTiled) {
+        g.prob.compute_at(g.f, to).vectorize(gj_, width,
+                                             Halide::TailStrategy::GuardWithIf);
+      }
+      break;
+    }
+    case GradLayout::BatchReduced: {
+      Halide::Stage u = g.f.update();
+      u.split(g.tileVar, to, ti, 8, Halide::TailStrategy::GuardWithIf)
+          .reorder(args[0], ti, g.red.x, to, args[2])
+          .vectorize(args[0], width, Halide::TailStrategy::GuardWithIf)
+          .parallel(args[2]);
+      for (Func f : tileFuncs) {
+        scheduleTileFunc(f, g.f, to);
+      }
+      g.dS.compute_at(g.f, to).vectorize(gj_, width,
+                                         Halide::TailStrategy::GuardWithIf);
+      break;
+    }
+    case GradLayout::Materialized:
+      for (Func f : tileFuncs) {
+        f.compute_root()
+            .vectorize(f.args()[0], width, Halide::TailStrategy::GuardWithIf)
+            .parallel(f.args().back());
+        if (f.has_update_definition()) {
+          f.update()
+              .vectorize(f.args()[0], width, Halide::TailStrategy::GuardWithIf)
+              .parallel(f.args().back());
+        }
+      }
+      g.dS.compute_root()
+          .vectorize(gj_, width, Halide::TailStrategy::GuardWithIf)
+          .parallel(gb_);
+      if (g.f.has_update_definition()) {
+        g.f.update().vectorize(args[0], width,
+                               Halide::TailStrategy::GuardWithIf);
+      }
+      break;
+    }
   }
 
   void emitAttention(const OpSpec &op, Func &out, const std::vector<Var> &v) {
@@ -776,8 +1678,29 @@ private:
     for (Func &f : roots_) {
       f.compute_root();
     }
+    for (Func &f : weightCopies_) {
+      f.compute_root().vectorize(f.args()[0], vectorWidth(16),
+                                 Halide::TailStrategy::GuardWithIf);
+    }
+    // Reductions into an output (scatter-adds, column sums): blocks of
+    // columns in parallel, the reduction in order inside each block.
+    for (auto &[f, r] : scatters_) {
+      Var co("sco"), ci("sci");
+      int width = vectorWidth(16);
+      f.update()
+          .split(f.args()[0], co, ci, width, Halide::TailStrategy::GuardWithIf)
+          .reorder(ci, r.x, co)
+          .vectorize(ci)
+          .parallel(co);
+    }
     if (hasAttention_) {
       scheduleAttention(anchorOut);
+    }
+    if (hasAttentionGrad_) {
+      scheduleAttentionGrad();
+    }
+    if (hasStats_) {
+      scheduleStats();
     }
   }
 
@@ -901,8 +1824,34 @@ private:
   std::vector<std::pair<Func, RDom>> tileFuncs_;
   std::vector<std::pair<Func, RDom>> queryFuncs_;
   std::vector<Func> transposed_;
+  /// Transposed weights of linear {transpose_weight}, computed once.
+  std::vector<Func> weightCopies_;
+  /// Outputs defined by a reduction update over `RDom` (scatter-adds).
+  std::vector<std::pair<Func, RDom>> scatters_;
   Func mixWeights_;
   AttentionFuncs attention_;
+  struct AttentionGradFuncs {
+    Func f, result;
+    GradLayout layout = GradLayout::Materialized;
+    Var tileVar;
+    RDom red;
+    Func dS, dP, vT;
+    ScoreFuncs scores;
+    Func prob;
+  };
+  struct StatsFuncs {
+    Func out, masked, mx, sum;
+    ScoreFuncs scores;
+    RDom rj;
+  };
+  AttentionGradFuncs attentionGrad_;
+  StatsFuncs statsFuncs_;
+  bool hasAttentionGrad_ = false;
+  bool hasStats_ = false;
+  /// Mixture weights alpha(m, h) of the op being emitted.
+  Func mixAlpha_;
+  /// A factor applied to the gradient after its reduction (scale, alpha).
+  Expr scaleOutput_;
   bool hasAttention_ = false;
   int attentionKeyTile_ = 64;
 };

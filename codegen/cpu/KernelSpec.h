@@ -47,6 +47,27 @@ enum class OpKind {
   CacheUpdate,
   AttentionProbs,
   AttendProbs,
+  // Gradients (SynthGradOps.td).
+  EmbeddingGrad,
+  LinearWeightGrad,
+  SumRows,
+  LayerNormGrad,
+  LayerNormGammaGrad,
+  ReluGrad,
+  GeluGrad,
+  PositionsGrad,
+  MeanPoolGrad,
+  CrossEntropyGrad,
+  AttentionStats,
+  FusedAttentionGrad,
+  // Optimizer: synth.sum_squares, synth.learning_rate, and synth.adamw as
+  // three ops (first moment, second moment, parameter) so that each result
+  // is one op's.
+  SumSquares,
+  LearningRate,
+  AdamMoment1,
+  AdamMoment2,
+  AdamParam,
 };
 
 enum class ScoreKind { Dot, Dense, Random, FactorizedRandom, FactorizedDense };
@@ -78,6 +99,20 @@ struct OpSpec {
   /// A scalar I32 position (AddPositions offset, FusedAttention query
   /// offset), or -1. SliceRows and CacheUpdate take it as their last operand.
   int position = -1;
+  bool transposeProbs = false; // AttendProbs
+  // FusedAttentionGrad: the forward result, its gradient, and the index of
+  // the operand differentiated (score operands, logits, values).
+  int output = -1;
+  int dOutput = -1;
+  int rowStats = -1;
+  int wrt = -1;
+  /// CrossEntropyGrad: the loss's cotangent (scalar), or -1 for 1.
+  int scale = -1;
+  // Optimizer attributes. Adam ops take the squared gradient norm as their
+  // last operand when maxGradNorm > 0.
+  float beta1 = 0.9f, beta2 = 0.999f, weightDecay = 0.0f, maxGradNorm = 0.0f;
+  float peak = 1e-3f, finalRatio = 0.1f; // LearningRate
+  int64_t warmupSteps = 0;               // LearningRate
 };
 
 struct ScheduleSpec {

@@ -42,6 +42,74 @@ ScoreKind convert(mlir::synth::ScoreKind kind) {
   return ScoreKind::Dot;
 }
 
+/// The score parts of a fused attention or of its gradient.
+template <typename OpT, typename IdsOf>
+std::vector<ScorePartSpec> describeParts(OpT op, IdsOf idsOf) {
+  std::vector<ScorePartSpec> parts;
+  for (auto [i, attr] : llvm::enumerate(
+           op.getScoreParts()
+               .template getAsRange<mlir::synth::ScorePartAttr>())) {
+    ScorePartSpec part;
+    part.kind = convert(attr.getKind());
+    if (attr.getScale()) {
+      part.scale = attr.getScale().getValueAsDouble();
+    }
+    if (attr.getMaxLen()) {
+      part.maxLen = attr.getMaxLen().getInt();
+    }
+    part.operands = idsOf(op.getPartOperands(i));
+    parts.push_back(part);
+  }
+  return parts;
+}
+
+/// synth.adamw as three single-result ops: m' and v' from the gradient,
+/// then the parameter from m' and v'. The kernel's outputs stay in the op's
+/// result order (parameter, m, v).
+template <typename AddValue>
+absl::Status describeAdamW(mlir::synth::AdamWOp adam,
+                           const DenseMap<Value, int> &ids, KernelSpec &spec,
+                           AddValue &addValue) {
+  OpSpec base;
+  base.beta1 = adam.getBeta1().convertToFloat();
+  base.beta2 = adam.getBeta2().convertToFloat();
+  base.epsilon = adam.getEpsilon().convertToFloat();
+  base.weightDecay = adam.getWeightDecay().convertToFloat();
+  base.maxGradNorm =
+      adam.getGradSqNorm() ? adam.getMaxGradNorm().convertToFloat() : 0.0f;
+  std::vector<int> norm;
+  if (base.maxGradNorm > 0.0f) {
+    norm.push_back(ids.lookup(adam.getGradSqNorm()));
+  }
+  int grad = ids.lookup(adam.getGrad());
+  OpSpec m = base, v = base, p = base;
+  m.kind = OpKind::AdamMoment1;
+  m.operands = {grad, ids.lookup(adam.getM())};
+  m.operands.insert(m.operands.end(), norm.begin(), norm.end());
+  v.kind = OpKind::AdamMoment2;
+  v.operands = {grad, ids.lookup(adam.getV())};
+  v.operands.insert(v.operands.end(), norm.begin(), norm.end());
+  absl::StatusOr<int> mId = addValue(adam.getNewM());
+  absl::StatusOr<int> vId = mId.ok() ? addValue(adam.getNewV()) : mId;
+  if (!vId.ok()) {
+    return vId.status();
+  }
+  m.result = *mId;
+  v.result = *vId;
+  p.kind = OpKind::AdamParam;
+  p.operands = {ids.lookup(adam.getParam()), *mId, *vId,
+                ids.lookup(adam.getLr()), ids.lookup(adam.getStep())};
+  absl::StatusOr<int> pId = addValue(adam.getNewParam());
+  if (!pId.ok()) {
+    return pId.status();
+  }
+  p.result = *pId;
+  spec.ops.push_back(std::move(m));
+  spec.ops.push_back(std::move(v));
+  spec.ops.push_back(std::move(p));
+  return absl::OkStatus();
+}
+
 } // namespace
 
 absl::StatusOr<TensorSpec> describeTensor(Type type) {
@@ -114,12 +182,19 @@ absl::StatusOr<KernelSpec> describeKernel(mlir::synth::KernelOp kernel) {
       ids[toIndex.getResult()] = ids.lookup(toIndex.getInput());
       continue;
     }
-    OpSpec o;
     for (Value operand : op.getOperands()) {
       if (!ids.count(operand)) {
         return unsupported(&op, "operand defined outside the kernel");
       }
     }
+    if (auto adam = dyn_cast<mlir::synth::AdamWOp>(op)) {
+      if (auto status = describeAdamW(adam, ids, spec, addValue);
+          !status.ok()) {
+        return status;
+      }
+      continue;
+    }
+    OpSpec o;
     auto idsOf = [&](ValueRange values) {
       std::vector<int> out;
       for (Value v : values) {
@@ -154,8 +229,99 @@ absl::StatusOr<KernelSpec> describeKernel(mlir::synth::KernelOp kernel) {
               o.causal = probs.getCausal();
               return absl::OkStatus();
             })
-            .Case([&](mlir::synth::AttendProbsOp) {
+            .Case([&](mlir::synth::AttendProbsOp ap) {
               o.kind = OpKind::AttendProbs;
+              o.transposeProbs = ap.getTransposeProbs();
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::EmbeddingGradOp) {
+              o.kind = OpKind::EmbeddingGrad;
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::LinearWeightGradOp g) {
+              o.kind = OpKind::LinearWeightGrad;
+              o.transposeWeight = g.getTransposeWeight();
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::SumRowsOp) {
+              o.kind = OpKind::SumRows;
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::LayerNormGradOp g) {
+              o.kind = OpKind::LayerNormGrad;
+              o.epsilon = g.getEpsilon().convertToFloat();
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::LayerNormGammaGradOp g) {
+              o.kind = OpKind::LayerNormGammaGrad;
+              o.epsilon = g.getEpsilon().convertToFloat();
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::ReluGradOp) {
+              o.kind = OpKind::ReluGrad;
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::GeluGradOp g) {
+              o.kind = OpKind::GeluGrad;
+              o.geluTanh =
+                  g.getApproximation() == mlir::synth::GeluApproximation::Tanh;
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::PositionsGradOp) {
+              o.kind = OpKind::PositionsGrad;
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::MeanPoolGradOp) {
+              o.kind = OpKind::MeanPoolGrad;
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::CrossEntropyGradOp g) {
+              o.kind = OpKind::CrossEntropyGrad;
+              o.ignoreIndex = g.getIgnoreIndex();
+              if (g.getScale()) {
+                o.scale = ids.lookup(g.getScale());
+              }
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::SumSquaresOp) {
+              o.kind = OpKind::SumSquares;
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::LearningRateOp lr) {
+              o.kind = OpKind::LearningRate;
+              o.peak = lr.getPeak().convertToFloat();
+              o.warmupSteps = lr.getWarmupSteps();
+              o.finalRatio = lr.getFinalRatio().convertToFloat();
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::AttentionStatsOp st) {
+              o.kind = OpKind::AttentionStats;
+              o.causal = st.getCausal();
+              o.parts = describeParts(st, idsOf);
+              if (st.getMixtureLogits()) {
+                o.logits = ids.lookup(st.getMixtureLogits());
+              }
+              o.values = ids.lookup(st.getValues());
+              if (st.getKeyMask()) {
+                o.keyMask = ids.lookup(st.getKeyMask());
+              }
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::FusedAttentionGradOp fa) {
+              o.kind = OpKind::FusedAttentionGrad;
+              o.causal = fa.getCausal();
+              o.parts = describeParts(fa, idsOf);
+              if (fa.getMixtureLogits()) {
+                o.logits = ids.lookup(fa.getMixtureLogits());
+              }
+              o.values = ids.lookup(fa.getValues());
+              if (fa.getKeyMask()) {
+                o.keyMask = ids.lookup(fa.getKeyMask());
+              }
+              o.output = ids.lookup(fa.getOutput());
+              o.dOutput = ids.lookup(fa.getDOutput());
+              o.rowStats = ids.lookup(fa.getRowStats());
+              o.wrt = static_cast<int>(fa.getWrt());
               return absl::OkStatus();
             })
             .Case([&](mlir::synth::LayerNormOp ln) {
@@ -206,20 +372,7 @@ absl::StatusOr<KernelSpec> describeKernel(mlir::synth::KernelOp kernel) {
                 o.position = ids.lookup(fa.getQueryOffset());
               }
               o.causal = fa.getCausal();
-              for (auto [i, attr] : llvm::enumerate(
-                       fa.getScoreParts()
-                           .getAsRange<mlir::synth::ScorePartAttr>())) {
-                ScorePartSpec part;
-                part.kind = convert(attr.getKind());
-                if (attr.getScale()) {
-                  part.scale = attr.getScale().getValueAsDouble();
-                }
-                if (attr.getMaxLen()) {
-                  part.maxLen = attr.getMaxLen().getInt();
-                }
-                part.operands = idsOf(fa.getPartOperands(i));
-                o.parts.push_back(part);
-              }
+              o.parts = describeParts(fa, idsOf);
               if (fa.getMixtureLogits()) {
                 o.logits = ids.lookup(fa.getMixtureLogits());
               }

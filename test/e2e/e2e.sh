@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Compiles one model with synthc for the CPU, runs it with libsynthrt on fresh random weights and inputs, and
-# compares logits and loss with the C++ reference (relative error <= 1e-5), then has PyTorch judge the compiled
-# numbers on the same weights and inputs (test/reference/torch_crosscheck.py --forward-only, same tolerance).
+# Compiles one model with synthc for the CPU (with its `gradients` entry), runs it with libsynthrt on fresh random
+# weights and inputs, and compares logits and loss with the C++ reference (relative error <= 1e-5) and every
+# trainable parameter's gradient with the reference's backward pass (<= 1e-4), then has PyTorch judge the compiled
+# numbers on the same weights and inputs (test/reference/torch_crosscheck.py: PyTorch autograd, same tolerances).
 #
 # Usage: e2e.sh BIN_DIR MODEL.json OUT_DIR "SHAPE_FLAGS" ["SYNTHC_FLAGS"]
 #   SHAPE_FLAGS go to both synthc and synth-reference (e.g. "--batch 2 --seq-len 100").
@@ -18,7 +19,7 @@ echo "e2e: $name ($shape $synthc_flags), seed $seed (reproduce with SYNTH_E2E_SE
 rm -rf "$out/$name.synth"
 mkdir -p "$out"
 # shellcheck disable=SC2086
-"$bin/synthc" "$model" --target=cpu $synthc_flags $shape -o "$out/$name.synth"
+"$bin/synthc" "$model" --target=cpu --gradients $synthc_flags $shape -o "$out/$name.synth"
 # shellcheck disable=SC2086
 "$bin/synth-reference" "$model" --seed "$seed" $shape -o "$out/$name.ref.safetensors"
 "$bin/synth-e2e-check" "$out/$name.synth" "$out/$name.ref.safetensors" \
@@ -27,7 +28,7 @@ mkdir -p "$out"
 python="${PYTHON:-/usr/bin/python3}"
 here="$(cd "$(dirname "$0")" && pwd)"
 status=0
-"$python" "$here/../reference/torch_crosscheck.py" --forward-only "$model" "$out/$name.compiled.safetensors" || status=$?
+"$python" "$here/../reference/torch_crosscheck.py" "$model" "$out/$name.compiled.safetensors" || status=$?
 if [[ $status -eq 77 ]]; then
   echo "e2e: SKIP the PyTorch comparison: python3-torch is not installed"
   exit 0

@@ -8,9 +8,13 @@
 // ref.logits and ref.loss. The artifact runs `forward` and `loss` on exactly
 // those weights and inputs (outputs poisoned with NaN first), and each result
 // must match the reference within the relative error R (default 1e-5):
-// max |compiled - ref| / max |ref|. NaN never passes. With --write-outputs the
-// file is rewritten with the compiled results in place of ref.*, so the
-// PyTorch cross-check can judge the compiled numbers too. --device cuda runs a
+// max |compiled - ref| / max |ref|. NaN never passes. An artifact with a
+// `gradients` entry (synthc --gradients) also has every trainable parameter's
+// gradient compared with the reference's grad.<name> (relative error
+// <= --grad-rtol, default 1e-4). With --write-outputs the file is rewritten
+// with the compiled results in place of ref.* and grad.* (gradients dropped
+// when the artifact has none), so the PyTorch cross-check can judge the
+// compiled numbers too. --device cuda runs a
 // `synthc --target=cuda` artifact on the GPU (test/gpu/run.sh).
 //
 //===----------------------------------------------------------------------===//
@@ -84,10 +88,15 @@ int main(int argc, char **argv) {
   }
   std::string artifactPath = argv[1], refPath = argv[2], writePath;
   double rtol = 1e-5;
+  double gradRtol = 1e-4;
   int threads = 0;
   bool onCuda = false;
   for (int i = 3; i < argc; ++i) {
     std::string arg = argv[i];
+    if (arg == "--grad-rtol" && i + 1 < argc) {
+      gradRtol = std::atof(argv[++i]);
+      continue;
+    }
     if (arg == "--rtol" && i + 1 < argc) {
       rtol = std::atof(argv[++i]);
     } else if (arg == "--threads" && i + 1 < argc) {
@@ -303,12 +312,91 @@ int main(int argc, char **argv) {
                 (long long)steps, caches.size());
   }
 
+  // Gradients (artifacts built with --gradients): every trainable
+  // parameter's, against the reference's float64 backward pass.
+  bool haveGradients =
+      (*artifact)->manifest().findEntry("gradients") != nullptr;
+  if (haveGradients && !onCuda) {
+    auto session = synth::rt::Session::create(**artifact, "gradients", weights);
+    if (!session.ok()) {
+      std::fprintf(stderr, "error: %s\n",
+                   std::string(session.status().message()).c_str());
+      return 1;
+    }
+    for (const auto &input : (*session)->entry().inputs) {
+      const synth::Tensor *t = ref->find("input." + input.name);
+      absl::Status s =
+          t ? (*session)->setInput(input.name, *t)
+            : absl::NotFoundError("no input." + input.name + " in " + refPath);
+      if (!s.ok()) {
+        std::fprintf(stderr, "error: %s\n", std::string(s.message()).c_str());
+        return 1;
+      }
+    }
+    synth::rt::RunOptions options;
+    options.poisonOutputs = true;
+    options.poisonArena = true;
+    if (absl::Status s = (*session)->run(options); !s.ok()) {
+      std::fprintf(stderr, "error: gradients: %s\n",
+                   std::string(s.message()).c_str());
+      return 1;
+    }
+    double worst = 0.0;
+    std::string worstName;
+    int count = 0;
+    for (const auto &output : (*session)->entry().outputs) {
+      if (output.name.rfind("grad.", 0) != 0) {
+        continue;
+      }
+      auto got = (*session)->output(output.name);
+      const synth::Tensor *want = ref->find(output.name);
+      if (!got.ok() || !want) {
+        std::fprintf(stderr, "error: %s is missing from %s\n",
+                     output.name.c_str(),
+                     want ? "the artifact" : "the reference");
+        return 1;
+      }
+      double err = relativeError(*got, *want);
+      bool pass = err <= gradRtol;
+      ok &= pass;
+      ++count;
+      if (!pass || std::isnan(err)) {
+        std::printf("gradients %-40s rel err %.3g (tolerance %.0e) FAIL\n",
+                    output.name.c_str(), err, gradRtol);
+      }
+      if (!(err <= worst)) {
+        worst = err;
+        worstName = output.name;
+      }
+      synth::Tensor asDouble =
+          synth::Tensor::zeros(synth::DType::F64, got->shape);
+      for (int64_t i = 0; i < got->numel(); ++i) {
+        asDouble.data<double>()[i] = got->data<float>()[i];
+      }
+      *written.find(output.name) = asDouble;
+    }
+    // Every trainable parameter of the reference must have been compared.
+    int expected = 0;
+    for (const auto &param : (*artifact)->manifest().parameters) {
+      expected += param.trainable ? 1 : 0;
+    }
+    if (count != expected) {
+      std::printf("gradients: %d compared, %d trainable parameters FAIL\n",
+                  count, expected);
+      ok = false;
+    }
+    std::printf("gradients %d tensors, max rel err %.3g (%s) (tolerance "
+                "%.0e) %s\n",
+                count, worst, worstName.c_str(), gradRtol,
+                worst <= gradRtol && count == expected ? "ok" : "FAIL");
+  }
+
   if (!writePath.empty()) {
-    // Only forward results are compiled so far: drop the reference's
-    // gradients so nobody mistakes them for compiled ones.
+    // Without a gradients entry, drop the reference's gradients so nobody
+    // mistakes them for compiled ones.
     synth::safetensors::File out;
     for (auto &[name, tensor] : written.tensors) {
-      if (name.rfind("grad.", 0) != 0) {
+      if (haveGradients || name.rfind("grad.", 0) != 0) {
         out.add(name, tensor);
       }
     }

@@ -192,9 +192,9 @@ TEST_F(SynthBuilderTest, AdamWAndKernel) {
   Value p = args[0], m = args[1], lr = args[2], step = args[3];
   auto adamw = AdamWOp::create(
       builder, loc(), TypeRange{p.getType(), m.getType(), m.getType()}, p, p, m,
-      m, lr, step, builder.getF32FloatAttr(0.9f),
+      m, lr, step, /*grad_sq_norm=*/Value(), builder.getF32FloatAttr(0.9f),
       builder.getF32FloatAttr(0.95f), builder.getF32FloatAttr(1e-8f),
-      builder.getF32FloatAttr(0.1f));
+      builder.getF32FloatAttr(0.1f), builder.getF32FloatAttr(0.0f));
   EXPECT_EQ(adamw.getBeta2().convertToFloat(), 0.95f);
 
   auto schedule = ScheduleAttr::get(&context, {1, 8}, 16, {0});
