@@ -10,6 +10,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 
 #include <filesystem>
+#include <set>
 
 namespace synth::codegen {
 
@@ -121,10 +122,14 @@ absl::StatusOr<rt::EntryInfo> planEntry(func::FuncOp func) {
                    arg.getArgNumber(), "synth.param")) {
       info.storage = rt::Storage::Param;
       info.param = param.str();
+    } else if (auto state = func.getArgAttrOfType<StringAttr>(
+                   arg.getArgNumber(), "synth.state")) {
+      info.storage = rt::Storage::State;
+      info.param = state.str();
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
           "function @", entry.name, " argument #", arg.getArgNumber(),
-          " has neither synth.input nor synth.param"));
+          " has none of synth.input, synth.param and synth.state"));
     }
     if (absl::Status s = addBuffer(arg, info); !s.ok()) {
       return s;
@@ -138,6 +143,25 @@ absl::StatusOr<rt::EntryInfo> planEntry(func::FuncOp func) {
   }
   entry.arenaBytes = bytes.getInt();
   Operation *terminator = func.getBody().front().getTerminator();
+  // Results marked synth.updates = <argument> are written in place of that
+  // argument (a training step's parameters and moments).
+  DenseMap<Value, int64_t> updateOf;
+  std::set<int64_t> updatedBuffers;
+  for (auto [i, v] : llvm::enumerate(terminator->getOperands())) {
+    if (auto target =
+            func.getResultAttrOfType<IntegerAttr>(i, "synth.updates")) {
+      int64_t arg = target.getInt();
+      if (arg < 0 || arg >= static_cast<int64_t>(func.getNumArguments()) ||
+          updateOf.count(v)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "function @", entry.name, " result #", i,
+            ": synth.updates names no argument, or a value updates twice"));
+      }
+      updateOf[v] = bufferOf.lookup(func.getArgument(arg));
+      updatedBuffers.insert(updateOf[v]);
+      entry.updates.push_back(updateOf[v]);
+    }
+  }
   for (Operation &op : func.getBody().front().without_terminator()) {
     auto kernel = dyn_cast<mlir::synth::KernelOp>(op);
     if (!kernel) {
@@ -161,10 +185,18 @@ absl::StatusOr<rt::EntryInfo> planEntry(func::FuncOp func) {
     for (Value input : kernel.getInputs()) {
       call.buffers.push_back(bufferOf.lookup(input));
       rt::Storage storage = entry.buffers[call.buffers.back()].storage;
-      call.once &=
-          storage == rt::Storage::Param || storage == rt::Storage::Derived;
+      // (A parameter this entry updates changes from run to run.)
+      call.once &= (storage == rt::Storage::Param &&
+                    !updatedBuffers.count(call.buffers.back())) ||
+                   storage == rt::Storage::Derived;
     }
     for (auto [i, result] : llvm::enumerate(kernel.getResults())) {
+      if (auto it = updateOf.find(result); it != updateOf.end()) {
+        call.once = false;
+        call.buffers.push_back(it->second);
+        bufferOf[result] = it->second;
+        continue;
+      }
       rt::BufferInfo info;
       if (offsets[i] < 0) {
         info.storage = rt::Storage::Output;
@@ -189,6 +221,9 @@ absl::StatusOr<rt::EntryInfo> planEntry(func::FuncOp func) {
   }
   // Outputs are named by the functions' synth.output result attributes.
   for (auto [i, v] : llvm::enumerate(terminator->getOperands())) {
+    if (updateOf.count(v)) {
+      continue;
+    }
     auto name = func.getResultAttrOfType<StringAttr>(i, "synth.output");
     std::string fallback = entry.name == "loss" ? "loss" : "logits";
     if (i > 0) {

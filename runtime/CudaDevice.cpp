@@ -516,6 +516,10 @@ CudaSession::create(const CudaDevice &device, const Artifact &artifact,
       break;
     case Storage::Param:
       break; // setWeights
+    case Storage::State:
+      return absl::UnimplementedError(absl::StrCat(
+          artifact.dir(), ": entry ", entry->name,
+          " keeps optimizer state; training runs on the CPU only so far"));
     }
   }
 

@@ -128,7 +128,21 @@ struct Session::Impl {
   /// Derived buffers hold the results of the once calls for the weights
   /// bound now (reset by setWeights).
   bool derivedValid = false;
+  /// Entries that update parameters in place run on this private copy of
+  /// the weights (null otherwise; `weights` then points at the caller's).
+  std::shared_ptr<safetensors::File> ownWeights;
 };
+
+namespace {
+bool updatesParameters(const EntryInfo &entry) {
+  for (int64_t index : entry.updates) {
+    if (entry.buffers[static_cast<size_t>(index)].storage == Storage::Param) {
+      return true;
+    }
+  }
+  return false;
+}
+} // namespace
 
 Session::Session(const Artifact &artifact, const EntryInfo &entry)
     : artifact_(artifact), entry_(entry), impl_(std::make_unique<Impl>()) {}
@@ -170,11 +184,14 @@ Session::create(const Artifact &artifact, const std::string &entryName,
   for (size_t i = 0; i < count; ++i) {
     const BufferInfo &info = entry->buffers[i];
     if (info.storage == Storage::Input || info.storage == Storage::Output ||
-        info.storage == Storage::Derived) {
+        info.storage == Storage::Derived || info.storage == Storage::State) {
       status = impl.storage[i].allocate(static_cast<size_t>(info.byteSize()),
                                         absl::StrCat("buffer ", i));
       if (!status.ok()) {
         return status;
+      }
+      if (info.storage == Storage::State) {
+        std::memset(impl.storage[i].data(), 0, impl.storage[i].size());
       }
     }
     // Kernel ABI: dim[i] describes shape[n-1-i], innermost first, with
@@ -204,6 +221,7 @@ Session::create(const Artifact &artifact, const std::string &entryName,
     case Storage::Input:
     case Storage::Output:
     case Storage::Derived:
+    case Storage::State:
       buffer.host = impl.storage[i].data();
       break;
     case Storage::Arena:
@@ -242,14 +260,19 @@ Session::setWeights(std::shared_ptr<const safetensors::File> weights) {
       return status;
     }
   }
+  // An entry that updates parameters in place writes into its own copy;
+  // the caller's weights stay as they were.
+  if (updatesParameters(entry_)) {
+    impl_->ownWeights = std::make_shared<safetensors::File>(*weights);
+    weights = impl_->ownWeights;
+  }
   for (size_t i = 0; i < entry_.buffers.size(); ++i) {
     const BufferInfo &info = entry_.buffers[i];
     if (info.storage != Storage::Param) {
       continue;
     }
-    // checkWeights guarantees presence, dtype and shape. Kernels only read
-    // parameters (an entry that updates them in place will need its own
-    // copy; see docs/artifact-format.md).
+    // checkWeights guarantees presence, dtype and shape. Kernels only write
+    // parameters in the private copy above.
     const Tensor *tensor = weights->find(info.param);
     impl_->buffers[i].host = const_cast<uint8_t *>(tensor->bytes.data());
   }
@@ -429,6 +452,62 @@ absl::StatusOr<Tensor> Session::output(const std::string &name) const {
   const uint8_t *bytes = static_cast<const uint8_t *>(view->data);
   tensor.bytes.assign(bytes, bytes + view->bytes);
   return tensor;
+}
+
+std::shared_ptr<const safetensors::File> Session::weights() const {
+  return impl_->weights;
+}
+
+std::vector<std::string> Session::stateNames() const {
+  std::vector<std::string> names;
+  for (const BufferInfo &info : entry_.buffers) {
+    if (info.storage == Storage::State) {
+      names.push_back(info.param);
+    }
+  }
+  return names;
+}
+
+namespace {
+absl::StatusOr<size_t> stateIndex(const EntryInfo &entry,
+                                  const std::string &name) {
+  for (size_t i = 0; i < entry.buffers.size(); ++i) {
+    if (entry.buffers[i].storage == Storage::State &&
+        entry.buffers[i].param == name) {
+      return i;
+    }
+  }
+  return absl::NotFoundError(
+      absl::StrCat("entry ", entry.name, " has no state \"", name, "\""));
+}
+} // namespace
+
+absl::StatusOr<TensorView> Session::state(const std::string &name) const {
+  absl::StatusOr<size_t> index = stateIndex(entry_, name);
+  if (!index.ok()) {
+    return index.status();
+  }
+  const BufferInfo &info = entry_.buffers[*index];
+  return TensorView{info.dtype, &info.shape, impl_->storage[*index].data(),
+                    static_cast<size_t>(info.byteSize())};
+}
+
+absl::Status Session::setState(const std::string &name, const Tensor &value) {
+  absl::StatusOr<size_t> index = stateIndex(entry_, name);
+  if (!index.ok()) {
+    return index.status();
+  }
+  const BufferInfo &info = entry_.buffers[*index];
+  if (value.dtype != info.dtype || value.shape != info.shape ||
+      value.bytes.size() != static_cast<size_t>(info.byteSize())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("state \"", name, "\" of entry ", entry_.name, " is ",
+                     describe(info.dtype, info.shape), ", got ",
+                     describe(value.dtype, value.shape)));
+  }
+  std::memcpy(impl_->storage[*index].data(), value.bytes.data(),
+              value.bytes.size());
+  return absl::OkStatus();
 }
 
 } // namespace synth::rt

@@ -85,8 +85,21 @@ public:
                         const std::vector<int64_t> &shape, const void *data,
                         size_t bytes);
 
-  /// Rebinds the parameters to `weights` (checked like in create()).
+  /// Rebinds the parameters to `weights` (checked like in create()). An
+  /// entry that updates parameters in place (a training step) copies them
+  /// and runs on the copy.
   absl::Status setWeights(std::shared_ptr<const safetensors::File> weights);
+
+  /// The parameters as the kernels see them now: after runs of a training
+  /// step, the updated values (a snapshot is a copy of *weights()).
+  std::shared_ptr<const safetensors::File> weights() const;
+
+  /// State buffers (optimizer moments): zero when the session starts, kept
+  /// and updated in place from run to run; read and restored for
+  /// checkpoints.
+  std::vector<std::string> stateNames() const;
+  absl::StatusOr<TensorView> state(const std::string &name) const;
+  absl::Status setState(const std::string &name, const Tensor &value);
 
   /// Runs every call of the plan. Every input must have been set.
   absl::Status run(const RunOptions &options = {});

@@ -48,6 +48,8 @@ const char *storageName(Storage storage) {
     return "arena";
   case Storage::Derived:
     return "derived";
+  case Storage::State:
+    return "state";
   }
   return "?";
 }
@@ -590,11 +592,13 @@ private:
       buffer.storage = Storage::Arena;
     } else if (storage == "derived") {
       buffer.storage = Storage::Derived;
+    } else if (storage == "state") {
+      buffer.storage = Storage::State;
     } else {
       return errors_.fail(storageValue, childPath(path, "storage"),
                           absl::StrCat("unknown storage ", json::quote(storage),
                                        " (expected input, param, output, "
-                                       "arena or derived)"));
+                                       "arena, derived or state)"));
     }
     const json::Value *offset = info.find("offset");
     const json::Value *name = info.find("name");
@@ -612,20 +616,22 @@ private:
                                        "this one is ",
                                        storage));
     }
-    if (buffer.storage == Storage::Param) {
+    if (buffer.storage == Storage::Param || buffer.storage == Storage::State) {
       if (!name) {
-        return errors_.fail(info, path,
-                            "missing key \"name\" (a param buffer names its "
-                            "parameter)");
+        return errors_.fail(
+            info, path,
+            absl::StrCat(
+                "missing key \"name\" (a ", storage, " buffer names its ",
+                buffer.storage == Storage::Param ? "parameter)" : "state)"));
       }
       SYNTH_RETURN_IF_ERROR(
           readString(*name, childPath(path, "name"), buffer.param));
     } else if (name) {
       return errors_.fail(
           *name, childPath(path, "name"),
-          absl::StrCat("only param buffers have a name (inputs and outputs "
-                       "are named in the entry's inputs and outputs); this "
-                       "one is ",
+          absl::StrCat("only param and state buffers have a name (inputs and "
+                       "outputs are named in the entry's inputs and outputs); "
+                       "this one is ",
                        storage));
     }
     return absl::OkStatus();
@@ -671,7 +677,7 @@ private:
       std::string path = childPath("entries", name);
       SYNTH_RETURN_IF_ERROR(checkKeys(
           info, path, {"inputs", "outputs", "buffers", "arena_bytes", "calls"},
-          {}));
+          {"updates"}));
       EntryInfo entry;
       entry.name = name;
       SYNTH_RETURN_IF_ERROR(readBindings(
@@ -697,6 +703,16 @@ private:
         entry.calls.emplace_back();
         SYNTH_RETURN_IF_ERROR(readCall(
             calls.items()[i], indexPath(callsPath, i), entry.calls.back()));
+      }
+      if (const json::Value *updates = info.find("updates")) {
+        std::string updatesPath = childPath(path, "updates");
+        SYNTH_RETURN_IF_ERROR(readArray(*updates, updatesPath));
+        for (size_t i = 0; i < updates->items().size(); ++i) {
+          int64_t index = 0;
+          SYNTH_RETURN_IF_ERROR(readNonNegative(
+              updates->items()[i], indexPath(updatesPath, i), index));
+          entry.updates.push_back(index);
+        }
       }
       entries.push_back(std::move(entry));
     }
@@ -1141,8 +1157,48 @@ private:
                            dtypeName(param->dtype), " ",
                            formatShape(param->shape)));
         }
+      } else if (buffer.storage == Storage::State) {
+        if (buffer.param.empty()) {
+          return errors_.fail(childPath(bufferPath, "name"),
+                              "empty state name");
+        }
+        if (buffer.dtype != DType::F32) {
+          return errors_.fail(childPath(bufferPath, "dtype"),
+                              absl::StrCat("state buffers are F32, got ",
+                                           dtypeName(buffer.dtype)));
+        }
+        for (size_t j = 0; j < i; ++j) {
+          if (entry.buffers[j].storage == Storage::State &&
+              entry.buffers[j].param == buffer.param) {
+            return errors_.fail(childPath(bufferPath, "name"),
+                                absl::StrCat("state ",
+                                             json::quote(buffer.param),
+                                             " is already buffer ", j));
+          }
+        }
       } else if (!buffer.param.empty()) {
-        return errors_.fail(bufferPath, "only param buffers have a name");
+        return errors_.fail(bufferPath,
+                            "only param and state buffers have a name");
+      }
+    }
+    // In-place updates: param or state buffers, each listed once.
+    std::string updatesPath = childPath(path, "updates");
+    std::set<int64_t> updated;
+    for (size_t u = 0; u < entry.updates.size(); ++u) {
+      int64_t index = entry.updates[u];
+      std::string itemPath = indexPath(updatesPath, u);
+      SYNTH_RETURN_IF_ERROR(checkIndex(entry, index, itemPath));
+      Storage storage = entry.buffers[index].storage;
+      if (storage != Storage::Param && storage != Storage::State) {
+        return errors_.fail(itemPath,
+                            absl::StrCat("buffer ", index, " is ",
+                                         storageName(storage),
+                                         "; only param and state buffers are "
+                                         "updated in place"));
+      }
+      if (!updated.insert(index).second) {
+        return errors_.fail(itemPath,
+                            absl::StrCat("buffer ", index, " is listed twice"));
       }
     }
     SYNTH_RETURN_IF_ERROR(
@@ -1441,13 +1497,21 @@ std::string serializeManifest(const Manifest &manifest) {
       if (buffer.storage == Storage::Arena) {
         item.set("offset", json::Value::integer(buffer.offset));
       }
-      if (buffer.storage == Storage::Param) {
+      if (buffer.storage == Storage::Param ||
+          buffer.storage == Storage::State) {
         item.set("name", json::Value::string(buffer.param));
       }
       buffers.push(std::move(item));
     }
     info.set("buffers", std::move(buffers));
     info.set("arena_bytes", json::Value::integer(entry.arenaBytes));
+    if (!entry.updates.empty()) {
+      json::Value updates = json::Value::array();
+      for (int64_t index : entry.updates) {
+        updates.push(json::Value::integer(index));
+      }
+      info.set("updates", std::move(updates));
+    }
     json::Value calls = json::Value::array();
     for (const CallInfo &call : entry.calls) {
       json::Value item = json::Value::object();

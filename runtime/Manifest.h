@@ -59,9 +59,11 @@ struct ParameterInfo {
 
 /// Derived buffers hold values computed from the parameters alone (e.g.
 /// softmax of a fixed random matrix) by calls marked `once`: they are
-/// computed on the first run after parameters are bound, then kept.
-enum class Storage { Input, Param, Output, Arena, Derived };
-/// "input", "param", "output", "arena", "derived".
+/// computed on the first run after parameters are bound, then kept. State
+/// buffers (optimizer moments) belong to the session: zero when it starts,
+/// kept from run to run, updated in place by the entry's calls.
+enum class Storage { Input, Param, Output, Arena, Derived, State };
+/// "input", "param", "output", "arena", "derived", "state".
 const char *storageName(Storage storage);
 
 struct BufferInfo {
@@ -69,7 +71,8 @@ struct BufferInfo {
   DType dtype = DType::F32;
   Storage storage = Storage::Arena;
   int64_t offset = 0; ///< arena buffers only: byte offset in the arena
-  std::string param;  ///< param buffers only: the parameter's name
+  /// param and state buffers only: the parameter's or the state's name.
+  std::string param;
   int64_t numel() const;
   int64_t byteSize() const { return numel() * int64_t(dtypeSize(dtype)); }
 };
@@ -98,6 +101,9 @@ struct EntryInfo {
   std::vector<BufferInfo> buffers;
   int64_t arenaBytes = 0;
   std::vector<CallInfo> calls;
+  /// Param and state buffers that calls overwrite in place (a training
+  /// step's parameters and optimizer moments); empty for inference entries.
+  std::vector<int64_t> updates;
 
   const Binding *findInput(const std::string &name) const;
   const Binding *findOutput(const std::string &name) const;

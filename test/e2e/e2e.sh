@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Compiles one model with synthc for the CPU (with its `gradients` entry), runs it with libsynthrt on fresh random
-# weights and inputs, and compares logits and loss with the C++ reference (relative error <= 1e-5) and every
-# trainable parameter's gradient with the reference's backward pass (<= 1e-4), then has PyTorch judge the compiled
-# numbers on the same weights and inputs (test/reference/torch_crosscheck.py: PyTorch autograd, same tolerances).
+# Compiles one model with synthc for the CPU (with its `gradients` and `train_step` entries), runs it with libsynthrt
+# on fresh random weights and inputs, and compares logits and loss with the C++ reference (relative error <= 1e-5),
+# every trainable parameter's gradient with the reference's backward pass (<= 1e-4) and two AdamW steps with AdamW
+# written out in the checker (<= 1e-4 of the update), then has PyTorch judge the compiled numbers on the same
+# weights and inputs (test/reference/torch_crosscheck.py: PyTorch autograd, same tolerances).
 #
 # Usage: e2e.sh BIN_DIR MODEL.json OUT_DIR "SHAPE_FLAGS" ["SYNTHC_FLAGS"]
 #   SHAPE_FLAGS go to both synthc and synth-reference (e.g. "--batch 2 --seq-len 100").
@@ -19,7 +20,7 @@ echo "e2e: $name ($shape $synthc_flags), seed $seed (reproduce with SYNTH_E2E_SE
 rm -rf "$out/$name.synth"
 mkdir -p "$out"
 # shellcheck disable=SC2086
-"$bin/synthc" "$model" --target=cpu --gradients $synthc_flags $shape -o "$out/$name.synth"
+"$bin/synthc" "$model" --target=cpu --gradients --train $synthc_flags $shape -o "$out/$name.synth"
 # shellcheck disable=SC2086
 "$bin/synth-reference" "$model" --seed "$seed" $shape -o "$out/$name.ref.safetensors"
 "$bin/synth-e2e-check" "$out/$name.synth" "$out/$name.ref.safetensors" \

@@ -24,10 +24,12 @@
 #include "runtime/Executor.h"
 #include "runtime/Safetensors.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -81,6 +83,157 @@ struct AnySession {
 };
 
 } // namespace
+
+/// The optimizer settings synthc compiled in: read back from the IR would
+/// need MLIR here, so the check derives them from the step's own results
+/// (the learning rate is an output) and synthc's defaults for the rest.
+struct AdamSettings {
+  double beta1 = 0.9, beta2 = 0.98, epsilon = 1e-8, weightDecay = 0.01,
+         maxGradNorm = 1.0;
+};
+
+bool checkTrainStep(const synth::rt::Artifact &artifact,
+                    std::shared_ptr<synth::safetensors::File> weights,
+                    const synth::safetensors::File &ref,
+                    const std::string &refPath) {
+  auto fail = [](const std::string &what) {
+    std::printf("train_step: %s FAIL\n", what.c_str());
+    return false;
+  };
+  auto step = synth::rt::Session::create(artifact, "train_step", weights);
+  if (!step.ok()) {
+    return fail(std::string(step.status().message()));
+  }
+  AdamSettings adam;
+  const int total = 10;
+  // Moments in double, per parameter; parameters as the test expects them.
+  std::map<std::string, std::vector<double>> m, v, expected;
+  auto current = std::make_shared<synth::safetensors::File>(*weights);
+  double worst = 0.0;
+  std::string worstName;
+  for (int t = 1; t <= 2; ++t) {
+    // Gradients at the current parameters.
+    auto grads = synth::rt::Session::create(artifact, "gradients", current);
+    if (!grads.ok()) {
+      return fail(std::string(grads.status().message()));
+    }
+    for (const auto &input : (*grads)->entry().inputs) {
+      const synth::Tensor *x = ref.find("input." + input.name);
+      if (!x || !(*grads)->setInput(input.name, *x).ok() ||
+          !(*step)->setInput(input.name, *x).ok()) {
+        return fail("cannot set input " + input.name + " from " + refPath);
+      }
+    }
+    synth::Tensor stepT = synth::Tensor::zeros(synth::DType::I32, {});
+    stepT.data<int32_t>()[0] = t;
+    synth::Tensor totalT = synth::Tensor::zeros(synth::DType::I32, {});
+    totalT.data<int32_t>()[0] = total;
+    if (!(*step)->setInput("step", stepT).ok() ||
+        !(*step)->setInput("total_steps", totalT).ok()) {
+      return fail("cannot set step and total_steps");
+    }
+    if (!(*grads)->run().ok()) {
+      return fail("gradients run");
+    }
+    absl::Status ran = (*step)->run();
+    if (!ran.ok()) {
+      return fail(std::string(ran.message()));
+    }
+    double sq = 0.0;
+    for (const auto &output : (*grads)->entry().outputs) {
+      if (output.name.rfind("grad.", 0) == 0) {
+        auto g = (*grads)->outputView(output.name);
+        const float *gp = static_cast<const float *>(g->data);
+        for (size_t i = 0; i < g->bytes / 4; ++i) {
+          sq += double(gp[i]) * gp[i];
+        }
+      }
+    }
+    auto lossG = (*grads)->output("loss");
+    auto lossS = (*step)->output("loss");
+    auto lrS = (*step)->output("learning_rate");
+    auto sqS = (*step)->output("grad_sq_norm");
+    if (!lossG.ok() || !lossS.ok() || !lrS.ok() || !sqS.ok()) {
+      return fail("missing loss, learning_rate or grad_sq_norm");
+    }
+    if (std::fabs(lossS->data<float>()[0] - lossG->data<float>()[0]) >
+        1e-6 * std::fabs(lossG->data<float>()[0])) {
+      return fail("loss differs from the gradients entry's");
+    }
+    if (!(std::fabs(sqS->data<float>()[0] - sq) <= 1e-4 * sq)) {
+      return fail("grad_sq_norm " + std::to_string(sqS->data<float>()[0]) +
+                  ", expected " + std::to_string(sq));
+    }
+    double lr = lrS->data<float>()[0];
+    if (!(lr > 0.0)) {
+      return fail("learning rate " + std::to_string(lr));
+    }
+    double clip = std::min(1.0, adam.maxGradNorm / (std::sqrt(sq) + 1e-6));
+    for (const auto &param : artifact.manifest().parameters) {
+      if (!param.trainable) {
+        continue;
+      }
+      auto g = (*grads)->output("grad." + param.name);
+      const synth::Tensor *p = current->find(param.name);
+      if (!g.ok() || !p) {
+        return fail("no gradient or value for " + param.name);
+      }
+      size_t n = static_cast<size_t>(p->numel());
+      auto &mm = m[param.name], &vv = v[param.name];
+      mm.resize(n, 0.0);
+      vv.resize(n, 0.0);
+      // Biases, norm parameters and mixture logits (zeros/ones at init) are
+      // not decayed; the others are.
+      bool decay = param.name.find("norm") == std::string::npos &&
+                   param.name.find("bias") == std::string::npos &&
+                   param.name.find("logits") == std::string::npos &&
+                   param.name.rfind(".b1") != param.name.size() - 3 &&
+                   param.name.rfind(".b2") != param.name.size() - 3 &&
+                   param.name.rfind(".ba") != param.name.size() - 3 &&
+                   param.name.rfind(".bb") != param.name.size() - 3;
+      std::vector<double> want(n);
+      double scale = 0.0, err = 0.0;
+      const float *newP = nullptr;
+      auto now = (*step)->weights();
+      newP = now->find(param.name)->data<float>();
+      for (size_t i = 0; i < n; ++i) {
+        double gi = g->data<float>()[i] * clip;
+        mm[i] = adam.beta1 * mm[i] + (1 - adam.beta1) * gi;
+        vv[i] = adam.beta2 * vv[i] + (1 - adam.beta2) * gi * gi;
+        double mh = mm[i] / (1 - std::pow(adam.beta1, t));
+        double vh = vv[i] / (1 - std::pow(adam.beta2, t));
+        double pi = p->data<float>()[i];
+        double delta = -lr * mh / (std::sqrt(vh) + adam.epsilon) -
+                       (decay ? lr * adam.weightDecay * pi : 0.0);
+        scale = std::max(scale, std::fabs(delta));
+        // The new value is a float32: allow its rounding (two ulps of the
+        // parameter, e.g. 1.2e-7 for a norm weight of 1 moved by 1e-5).
+        double rounding = 2.0 * std::ldexp(std::fabs(pi + delta), -23);
+        err = std::max(err, std::fabs(newP[i] - (pi + delta)) - rounding);
+      }
+      // Relative to the largest update: ~lr for Adam's first steps.
+      double rel = scale > 0 ? err / scale : err;
+      if (!(rel <= worst)) {
+        worst = rel;
+        worstName = param.name;
+      }
+      for (const char *which : {"adam.m.", "adam.v."}) {
+        auto s = (*step)->state(which + param.name);
+        if (!s.ok()) {
+          return fail(std::string(s.status().message()));
+        }
+      }
+    }
+    // The next step's gradients are taken at the updated parameters.
+    current = std::make_shared<synth::safetensors::File>(*(*step)->weights());
+  }
+  // Relative to each parameter's largest update, beyond float32 rounding.
+  bool pass = worst <= 1e-4;
+  std::printf("train_step 2 AdamW steps, max rel err of the update %.3g (%s) "
+              "(tolerance 1e-04) %s\n",
+              worst, worstName.c_str(), pass ? "ok" : "FAIL");
+  return pass;
+}
 
 int main(int argc, char **argv) {
   if (argc < 3) {
@@ -389,6 +542,16 @@ int main(int argc, char **argv) {
                 "%.0e) %s\n",
                 count, worst, worstName.c_str(), gradRtol,
                 worst <= gradRtol && count == expected ? "ok" : "FAIL");
+  }
+
+  // The training step (artifacts built with --train): two steps from the
+  // reference weights, each checked against AdamW written out here in double
+  // on the gradients the `gradients` entry computes at the same parameters.
+  if (haveGradients && !onCuda &&
+      (*artifact)->manifest().findEntry("train_step")) {
+    if (!checkTrainStep(**artifact, weights, *ref, refPath)) {
+      ok = false;
+    }
   }
 
   if (!writePath.empty()) {
