@@ -1170,9 +1170,9 @@ LogicalResult LearningRateOp::verify() {
   if (!(getPeak().convertToFloat() > 0.0f)) {
     return emitOpError() << "expected peak > 0, got " << formatFloat(getPeak());
   }
-  if (getWarmupSteps() < 0) {
-    return emitOpError() << "expected warmup_steps >= 0, got "
-                         << getWarmupSteps();
+  int64_t warmup = static_cast<int64_t>(getWarmupSteps());
+  if (warmup < 0) {
+    return emitOpError() << "expected warmup_steps >= 0, got " << warmup;
   }
   float final = getFinalRatio().convertToFloat();
   if (!(final >= 0.0f && final <= 1.0f)) {

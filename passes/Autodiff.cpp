@@ -187,12 +187,14 @@ struct AutodiffPass : public mlir::synth::impl::AutodiffBase<AutodiffPass> {
     }
     OpBuilder b(module.getContext());
     b.setInsertionPointAfter(source_);
+    // Named after the source until it succeeds, so that errors name the
+    // function the user wrote.
     auto gradients = cast<func::FuncOp>(b.clone(*source_.getOperation()));
-    gradients.setSymName(target);
     if (failed(differentiate(gradients))) {
       gradients.erase();
       return signalPassFailure();
     }
+    gradients.setSymName(target);
   }
 };
 

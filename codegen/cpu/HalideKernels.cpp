@@ -445,20 +445,28 @@ private:
       // reduction runs over every row.
       const TensorFunc &x = value(op.operands[0]);
       const TensorFunc &dy = value(op.operands[1]);
+      // Rows as the last leading dimension (inner) and the product of the
+      // others (outer): each outer row block is a chunk of the reduction.
       std::vector<int64_t> lead(x.shape.begin(), x.shape.end() - 1);
-      RDom r(0, static_cast<int>(product(lead)),
+      int inner = static_cast<int>(lead.empty() ? 1 : lead.back());
+      std::vector<int64_t> outerShape(lead.begin(),
+                                      lead.empty() ? lead.end()
+                                                   : lead.end() - 1);
+      RDom r(0, inner, 0, static_cast<int>(product(outerShape)),
              absl::StrCat("wg_r", op.result));
-      std::vector<Expr> xi = unflatten(r, lead), di = xi;
+      std::vector<Expr> xi = unflatten(r.y, outerShape);
+      if (!lead.empty()) {
+        xi.push_back(r.x);
+      }
+      std::vector<Expr> di = xi;
       Expr in = op.transposeWeight ? e[1] : e[0];
       Expr out = op.transposeWeight ? e[0] : e[1];
       xi.push_back(in);
       di.push_back(out);
-      Func mm(absl::StrCat("weight_grad_", op.result));
-      define(mm, v, 0.0f);
+      define(f, v, 0.0f);
       std::vector<Var> reversed(v.rbegin(), v.rend());
-      mm(reversed) += at(x, xi) * at(dy, di);
-      define(f, v, at(TensorFunc{mm, shape}, e));
-      matmuls_.push_back({mm, f, r});
+      f(reversed) += at(x, xi) * at(dy, di);
+      weightGrads_.push_back({f, r});
       break;
     }
     case OpKind::SumRows: {
@@ -930,6 +938,9 @@ private:
     std::vector<Func> tile;
     /// Per-query or small Funcs, computed once (MLP hidden layers, weights).
     std::vector<Func> rows;
+    /// Operands transposed so that products vectorize over keys: computed
+    /// once per (batch, head), not per tile.
+    std::vector<Func> transposes;
     /// Dense and factorized-dense internals per part (undefined otherwise).
     std::vector<Func> pre, hidden, fa, fb;
   };
@@ -976,7 +987,7 @@ private:
         Func s(ptag + "_dot");
         s(j, i, h, b) = 0.0f;
         s(j, i, h, b) += at(q, {b, h, i, r}) * kT(j, r, h, b);
-        sf.tile.push_back(kT);
+        sf.transposes.push_back(kT);
         sf.tile.push_back(s);
         score(j, i, h, b) = s(j, i, h, b) * part.scale;
         break;
@@ -1149,6 +1160,9 @@ private:
     if (part < 0 && !wrtLogits) {
       // Values: dV[j] = sum_i P[i, j] dO[i].
       red = RDom(0, queries, tag + "_i");
+      if (op.causal) {
+        red.where(red.x >= j); // later queries only
+      }
       f(c, j, h, b) = 0.0f;
       f(c, j, h, b) += prob(j, red, h, b) * at(dout, {b, h, red, c});
       layout = GradLayout::KeyTiled;
@@ -1183,12 +1197,18 @@ private:
         const TensorFunc &q = operand(0), &k = operand(1);
         if (local == 0) { // dQ[i] = scale sum_j dS[i, j] K[j]
           red = RDom(0, keys, tag + "_j");
+          if (op.causal) {
+            red.where(red.x <= i); // visible keys only
+          }
           f(c, i, h, b) = 0.0f;
           f(c, i, h, b) += dS(red, i, h, b) * at(k, {b, h, red, c});
           layout = GradLayout::QueryTiled;
           tileVar = i;
         } else { // dK[j] = scale sum_i dS[i, j] Q[i]
           red = RDom(0, queries, tag + "_i");
+          if (op.causal) {
+            red.where(red.x >= j);
+          }
           f(c, j, h, b) = 0.0f;
           f(c, j, h, b) += dS(j, red, h, b) * at(q, {b, h, red, c});
           layout = GradLayout::KeyTiled;
@@ -1362,6 +1382,10 @@ private:
     for (Func f : s.scores.tile) {
       scheduleTileFunc(f, s.out, io);
     }
+    for (Func f : s.scores.transposes) {
+      f.compute_at(s.out, gh_).vectorize(f.args()[0], width,
+                                         Halide::TailStrategy::GuardWithIf);
+    }
     for (Func f : s.scores.rows) {
       scheduleRowFunc(f);
     }
@@ -1370,18 +1394,32 @@ private:
     }
   }
 
+  /// A per-tile Func of (key, query, ...): vectorized over keys; a
+  /// reduction (scores, dP) keeps a 16-key x 4-query block in registers
+  /// while its reduction runs innermost.
   void scheduleTileFunc(Func f, Func at, Var level) {
     int width = vectorWidth(16);
-    f.compute_at(at, level).vectorize(f.args()[0], width,
-                                      Halide::TailStrategy::GuardWithIf);
+    f.compute_at(at, level)
+        .vectorize(f.args()[0], width, Halide::TailStrategy::GuardWithIf);
     if (f.has_update_definition()) {
+      std::vector<Var> args = f.args();
       std::vector<Halide::RVar> rvars = f.rvars(0);
-      std::vector<Halide::VarOrRVar> order = {f.args()[0], f.args()[1]};
+      Var jo("tjo"), ji("tji"), io("tio"), ii("tii");
+      std::vector<Halide::VarOrRVar> order = {ji, ii};
       for (const Halide::RVar &r : rvars) {
         order.push_back(r);
       }
-      f.update().reorder(order).vectorize(f.args()[0], width,
-                                          Halide::TailStrategy::GuardWithIf);
+      // Query blocks inside key blocks: a block of keys (one vector of the
+      // transposed operand per reduction step) is reused from L1 by every
+      // query of the tile.
+      order.push_back(io);
+      order.push_back(jo);
+      f.update()
+          .split(args[0], jo, ji, width, Halide::TailStrategy::GuardWithIf)
+          .split(args[1], io, ii, 4, Halide::TailStrategy::GuardWithIf)
+          .reorder(order)
+          .vectorize(ji)
+          .unroll(ii);
     }
   }
 
@@ -1412,26 +1450,55 @@ private:
     Var to("gto"), ti("gti");
     std::vector<Func> tileFuncs = g.scores.tile;
     tileFuncs.push_back(g.dP);
-    tileFuncs.push_back(g.vT);
+    std::vector<Func> transposes = g.scores.transposes;
+    transposes.push_back(g.vT);
+    // Transposed operands once per (batch, head) where the output has those
+    // loops, else once for the kernel.
+    auto scheduleTransposes = [&](bool perHead) {
+      for (Func f : transposes) {
+        if (perHead) {
+          f.compute_at(g.f, args[2]);
+        } else {
+          f.compute_root().parallel(f.args().back());
+        }
+        f.vectorize(f.args()[0], width, Halide::TailStrategy::GuardWithIf);
+      }
+    };
     switch (g.layout) {
     case GradLayout::QueryTiled:
     case GradLayout::KeyTiled: {
-      // out[c, t, h, b] += dS[.., ..] * operand[c, r]: a tile of the output's
-      // rows at a time, with the tile's scores, dP and dS alongside.
-      Halide::Stage u = g.f.update();
-      u.split(g.tileVar, to, ti, 16, Halide::TailStrategy::GuardWithIf)
-          .reorder(args[0], ti, g.red.x, to, args[2], args[3])
+      // Tiles of 16 output rows (queries for dQ, keys for dK and dV) with the
+      // tile's scores, dP and dS; inside, 4 rows x the head dimension
+      // accumulate in registers while the reduction (keys for dQ, queries
+      // for dK and dV) runs.
+      Var tio("gtio"), tii("gtii"), co("gco"), ci("gci");
+      g.result.compute_root()
+          .split(g.tileVar, to, ti, 16, Halide::TailStrategy::GuardWithIf)
+          .split(ti, tio, tii, 4, Halide::TailStrategy::GuardWithIf)
+          .reorder(args[0], tii, tio, to, args[2], args[3])
           .vectorize(args[0], width, Halide::TailStrategy::GuardWithIf)
           .parallel(args[3])
           .parallel(args[2]);
+      g.f.compute_at(g.result, tio).vectorize(
+          args[0], width, Halide::TailStrategy::GuardWithIf);
+      g.f.update()
+          .split(args[0], co, ci, width, Halide::TailStrategy::GuardWithIf)
+          .reorder(ci, co, g.tileVar, g.red.x)
+          .vectorize(ci)
+          .unroll(co)
+          .unroll(g.tileVar);
       for (Func f : tileFuncs) {
-        scheduleTileFunc(f, g.f, to);
+        scheduleTileFunc(f, g.result, to);
       }
-      g.dS.compute_at(g.f, to).vectorize(gj_, width,
-                                         Halide::TailStrategy::GuardWithIf);
+      for (Func f : transposes) {
+        f.compute_at(g.result, args[2])
+            .vectorize(f.args()[0], width, Halide::TailStrategy::GuardWithIf);
+      }
+      g.dS.compute_at(g.result, to).vectorize(
+          gj_, width, Halide::TailStrategy::GuardWithIf);
       if (g.layout == GradLayout::KeyTiled) {
-        g.prob.compute_at(g.f, to).vectorize(gj_, width,
-                                             Halide::TailStrategy::GuardWithIf);
+        g.prob.compute_at(g.result, to).vectorize(
+            gj_, width, Halide::TailStrategy::GuardWithIf);
       }
       break;
     }
@@ -1444,11 +1511,13 @@ private:
       for (Func f : tileFuncs) {
         scheduleTileFunc(f, g.f, to);
       }
+      scheduleTransposes(false);
       g.dS.compute_at(g.f, to).vectorize(gj_, width,
                                          Halide::TailStrategy::GuardWithIf);
       break;
     }
     case GradLayout::Materialized:
+      scheduleTransposes(false);
       for (Func f : tileFuncs) {
         f.compute_root()
             .vectorize(f.args()[0], width, Halide::TailStrategy::GuardWithIf)
@@ -1682,6 +1751,22 @@ private:
       f.compute_root().vectorize(f.args()[0], vectorWidth(16),
                                  Halide::TailStrategy::GuardWithIf);
     }
+    // Weight gradients: blocks of 64 output columns x 4 rows accumulate in
+    // registers while one chunk of the reduction's rows (the innermost
+    // leading dimension, e.g. one sequence) streams past; chunks outermost,
+    // so both operands' chunk strips stay in cache across blocks.
+    for (auto &[f, r] : weightGrads_) {
+      std::vector<Var> args = f.args();
+      int width = vectorWidth(64);
+      Var oo("wgoo"), oi("wgoi"), io("wgio"), ii("wgii");
+      f.update()
+          .split(args[0], oo, oi, 4 * width, Halide::TailStrategy::GuardWithIf)
+          .split(args[1], io, ii, 4, Halide::TailStrategy::GuardWithIf)
+          .reorder(oi, ii, r.x, io, oo, r.y)
+          .vectorize(oi, width, Halide::TailStrategy::GuardWithIf)
+          .unroll(ii)
+          .parallel(oo);
+    }
     // Reductions into an output (scatter-adds, column sums): blocks of
     // columns in parallel, the reduction in order inside each block.
     for (auto &[f, r] : scatters_) {
@@ -1828,6 +1913,8 @@ private:
   std::vector<Func> weightCopies_;
   /// Outputs defined by a reduction update over `RDom` (scatter-adds).
   std::vector<std::pair<Func, RDom>> scatters_;
+  /// Linear weight gradients (reduction over rows: x = inner, y = outer).
+  std::vector<std::pair<Func, RDom>> weightGrads_;
   Func mixWeights_;
   AttentionFuncs attention_;
   struct AttentionGradFuncs {

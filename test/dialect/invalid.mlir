@@ -981,3 +981,164 @@ func.func @f(%x: tensor<4xf32>) {
   // expected-error@+1 {{'synth.yield' op expects parent op 'synth.kernel'}}
   synth.yield %x : tensor<4xf32>
 }
+
+//===----------------------------------------------------------------------===//
+// Gradient and optimizer ops
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @f(%ids: tensor<2x16xi32>, %dy: tensor<2x8x64xf32>) {
+  // expected-error@+1 {{expected d_result of shape [...ids, d_model] = [2, 16, 64], got [2, 8, 64]}}
+  %0 = synth.embedding_grad %ids, %dy : (tensor<2x16xi32>, tensor<2x8x64xf32>) -> tensor<256x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %dy: tensor<2x16x32xf32>) {
+  // expected-error@+1 {{expected result of shape [in, out] = [64, 32], got [32, 64]}}
+  %0 = synth.linear_weight_grad %x, %dy : (tensor<2x16x64xf32>, tensor<2x16x32xf32>) -> tensor<32x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %dy: tensor<2x16x32xf32>) {
+  // expected-error@+1 {{expected result of shape [out, in] = [32, 64], got [64, 32]}}
+  %0 = synth.linear_weight_grad %x, %dy {transpose_weight} : (tensor<2x16x64xf32>, tensor<2x16x32xf32>) -> tensor<64x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %dy: tensor<2x8x32xf32>) {
+  // expected-error@+1 {{expected d_result of shape [..., out] = [2, 16, ?], got [2, 8, 32]}}
+  %0 = synth.linear_weight_grad %x, %dy : (tensor<2x16x64xf32>, tensor<2x8x32xf32>) -> tensor<64x32xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>) {
+  // expected-error@+1 {{expected result of shape [last dim] = [64], got [16]}}
+  %0 = synth.sum_rows %x : (tensor<2x16x64xf32>) -> tensor<16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %g: tensor<32xf32>, %dy: tensor<2x16x64xf32>) {
+  // expected-error@+1 {{expected gamma of shape [d] = [64], got [32]}}
+  %0 = synth.layer_norm_grad %x, %g, %dy : (tensor<2x16x64xf32>, tensor<32xf32>, tensor<2x16x64xf32>) -> tensor<2x16x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%x: tensor<2x16x64xf32>, %dy: tensor<2x16x64xf32>) {
+  // expected-error@+1 {{expected result of shape [d] = [64], got [16]}}
+  %0 = synth.layer_norm_gamma_grad %x, %dy : (tensor<2x16x64xf32>, tensor<2x16x64xf32>) -> tensor<16xf32>
+  return
+}
+
+// -----
+
+func.func @f(%dy: tensor<2x16x64xf32>) {
+  // expected-error@+1 {{N = 16 exceeds L = 8}}
+  %0 = synth.positions_grad %dy : (tensor<2x16x64xf32>) -> tensor<8x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%dy: tensor<2x64xf32>, %m: tensor<2x16xi1>) {
+  // expected-error@+1 {{expected result of shape [batch, N, d] = [2, 16, 64], got [2, 8, 64]}}
+  %0 = synth.mean_pool_grad %dy, %m : (tensor<2x64xf32>, tensor<2x16xi1>) -> tensor<2x8x64xf32>
+  return
+}
+
+// -----
+
+func.func @f(%l: tensor<2x16x256xf32>, %t: tensor<2x8xi32>) {
+  // expected-error@+1 {{expected targets of shape [...] = [2, 16], got [2, 8]}}
+  %0 = synth.cross_entropy_grad %l, %t : (tensor<2x16x256xf32>, tensor<2x8xi32>) -> tensor<2x16x256xf32>
+  return
+}
+
+// -----
+
+func.func @f(%r: tensor<4x16x16xf32>, %v: tensor<2x4x16x8xf32>, %o: tensor<2x4x16x8xf32>, %lse: tensor<2x4x16xf32>) {
+  // expected-error@+1 {{wrt = 2 is not a score operand, the mixture logits or the values (expected 0 <= wrt < 2)}}
+  %0 = synth.fused_attention_grad [#synth.score<random, max_len = 16 : i64>] (%r) values %v output %o d_output %o stats %lse wrt 2
+      : (tensor<4x16x16xf32>, tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>, tensor<2x4x16xf32>) -> tensor<2x4x16x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%r: tensor<4x16x16xf32>, %v: tensor<2x4x16x8xf32>, %o: tensor<2x4x16x8xf32>, %lse: tensor<2x4x16xf32>) {
+  // expected-error@+1 {{expected a result of the type of operand #0, 'tensor<4x16x16xf32>', got 'tensor<2x4x16x8xf32>'}}
+  %0 = synth.fused_attention_grad [#synth.score<random, max_len = 16 : i64>] (%r) values %v output %o d_output %o stats %lse wrt 0
+      : (tensor<4x16x16xf32>, tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>, tensor<2x4x16xf32>) -> tensor<2x4x16x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%r: tensor<4x16x16xf32>, %v: tensor<2x4x16x8xf32>, %o: tensor<2x4x16x8xf32>, %lse: tensor<2x4x8xf32>) {
+  // expected-error@+1 {{expected row_stats of shape [batch, heads, N] = [2, 4, 16], got [2, 4, 8]}}
+  %0 = synth.fused_attention_grad [#synth.score<random, max_len = 16 : i64>] (%r) values %v output %o d_output %o stats %lse wrt 1
+      : (tensor<4x16x16xf32>, tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>, tensor<2x4x8xf32>) -> tensor<2x4x16x8xf32>
+  return
+}
+
+// -----
+
+func.func @f(%r: tensor<4x16x16xf32>, %v: tensor<2x4x16x8xf32>) {
+  // expected-error@+1 {{expected result of rank 3 [batch, heads, N], got [2, 4]}}
+  %0 = synth.attention_stats [#synth.score<random, max_len = 16 : i64>] (%r) values %v
+      : (tensor<4x16x16xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @f(%t: tensor<i32>) {
+  // expected-error@+1 {{expected peak > 0, got 0}}
+  %0 = synth.learning_rate %t, %t {peak = 0.0 : f32, warmup_steps = 0 : i64} : (tensor<i32>, tensor<i32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @f(%t: tensor<i32>) {
+  // expected-error@+1 {{expected final_ratio in [0, 1], got 2}}
+  %0 = synth.learning_rate %t, %t {peak = 1.0e-3 : f32, warmup_steps = 0 : i64, final_ratio = 2.0 : f32} : (tensor<i32>, tensor<i32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @f(%t: tensor<i32>) {
+  // expected-error@+1 {{expected warmup_steps >= 0, got -1}}
+  %0 = synth.learning_rate %t, %t {peak = 1.0e-3 : f32, warmup_steps = -1 : i64} : (tensor<i32>, tensor<i32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @f(%p: tensor<8xf32>, %lr: tensor<f32>, %t: tensor<i32>) {
+  // expected-error@+1 {{expected max_grad_norm >= 0, got -1}}
+  %0:3 = synth.adamw %p, %p, %p, %p, %lr, %t grad_sq_norm %lr {max_grad_norm = -1.0 : f32}
+      : (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<f32>, tensor<i32>, tensor<f32>) -> (tensor<8xf32>, tensor<8xf32>, tensor<8xf32>)
+  return
+}
+
+// -----
+
+func.func @f(%p: tensor<4x16x8xf32>, %v: tensor<2x4x16x8xf32>) {
+  // expected-error@+1 {{expected result of shape [batch, heads, N, head_dim] = [2, 4, 8, 8], got [2, 4, 16, 8]}}
+  %0 = synth.attend_probs %p, %v {transpose_probs} : (tensor<4x16x8xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x16x8xf32>
+  return
+}

@@ -199,3 +199,45 @@ func.func @kernel(%x: tensor<2x16x64xf32>, %w: tensor<64x256xf32>) -> tensor<2x1
   }
   return %y : tensor<2x16x256xf32>
 }
+
+// The ops of the backward pass and the optimizer print and parse back.
+// CHECK-LABEL: func.func @gradients
+// CHECK: synth.embedding_grad
+// CHECK: synth.linear_weight_grad %{{.*}} {transpose_weight}
+// CHECK: synth.sum_rows
+// CHECK: synth.layer_norm_grad
+// CHECK: synth.layer_norm_gamma_grad
+// CHECK: synth.relu_grad
+// CHECK: synth.gelu_grad %{{.*}} approximation = tanh
+// CHECK: synth.positions_grad
+// CHECK: synth.mean_pool_grad
+// CHECK: synth.cross_entropy_grad %{{.*}} scale %{{.*}} {ignore_index = 0 : i64}
+// CHECK: synth.attention_stats [#synth.score<dot>](%{{.*}}) values %{{.*}} {causal}
+// CHECK: synth.fused_attention_grad [#synth.score<dot>](%{{.*}}) values %{{.*}} output %{{.*}} d_output %{{.*}} stats %{{.*}} wrt 1 {causal}
+// CHECK: synth.attend_probs %{{.*}} {transpose_probs}
+// CHECK: synth.sum_squares
+// CHECK: synth.learning_rate
+// CHECK: synth.adamw %{{.*}} grad_sq_norm
+func.func @gradients(%ids: tensor<2x16xi32>, %x: tensor<2x16x64xf32>, %g: tensor<64xf32>, %m: tensor<2x16xi1>,
+                     %q: tensor<2x4x16x16xf32>, %p: tensor<4x16x16xf32>, %t: tensor<i32>, %w: tensor<64x64xf32>,
+                     %lr: tensor<f32>, %pooled: tensor<2x64xf32>) {
+  %0 = synth.embedding_grad %ids, %x : (tensor<2x16xi32>, tensor<2x16x64xf32>) -> tensor<256x64xf32>
+  %1 = synth.linear_weight_grad %x, %x {transpose_weight} : (tensor<2x16x64xf32>, tensor<2x16x64xf32>) -> tensor<64x64xf32>
+  %2 = synth.sum_rows %x : (tensor<2x16x64xf32>) -> tensor<64xf32>
+  %3 = synth.layer_norm_grad %x, %g, %x : (tensor<2x16x64xf32>, tensor<64xf32>, tensor<2x16x64xf32>) -> tensor<2x16x64xf32>
+  %4 = synth.layer_norm_gamma_grad %x, %x : (tensor<2x16x64xf32>, tensor<2x16x64xf32>) -> tensor<64xf32>
+  %5 = synth.relu_grad %x, %x : tensor<2x16x64xf32>
+  %6 = synth.gelu_grad %x, %x approximation = tanh : tensor<2x16x64xf32>
+  %7 = synth.positions_grad %x : (tensor<2x16x64xf32>) -> tensor<32x64xf32>
+  %8 = synth.mean_pool_grad %pooled, %m : (tensor<2x64xf32>, tensor<2x16xi1>) -> tensor<2x16x64xf32>
+  %s = synth.sum_squares %x : (tensor<2x16x64xf32>) -> tensor<f32>
+  %9 = synth.cross_entropy_grad %x, %ids scale %s {ignore_index = 0 : i64} : (tensor<2x16x64xf32>, tensor<2x16xi32>, tensor<f32>) -> tensor<2x16x64xf32>
+  %lse = synth.attention_stats [#synth.score<dot>] (%q, %q) values %q {causal} : (tensor<2x4x16x16xf32>, tensor<2x4x16x16xf32>, tensor<2x4x16x16xf32>) -> tensor<2x4x16xf32>
+  %10 = synth.fused_attention_grad [#synth.score<dot>] (%q, %q) values %q output %q d_output %q stats %lse wrt 1 {causal}
+      : (tensor<2x4x16x16xf32>, tensor<2x4x16x16xf32>, tensor<2x4x16x16xf32>, tensor<2x4x16x16xf32>, tensor<2x4x16x16xf32>, tensor<2x4x16xf32>) -> tensor<2x4x16x16xf32>
+  %11 = synth.attend_probs %p, %q {transpose_probs} : (tensor<4x16x16xf32>, tensor<2x4x16x16xf32>) -> tensor<2x4x16x16xf32>
+  %12 = synth.learning_rate %t, %t {peak = 1.0e-3 : f32, warmup_steps = 10 : i64} : (tensor<i32>, tensor<i32>) -> tensor<f32>
+  %13:3 = synth.adamw %w, %w, %w, %w, %12, %t grad_sq_norm %s {max_grad_norm = 1.0 : f32}
+      : (tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<f32>, tensor<i32>, tensor<f32>) -> (tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>)
+  return
+}
