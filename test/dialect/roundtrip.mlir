@@ -211,11 +211,11 @@ func.func @kernel(%x: tensor<2x16x64xf32>, %w: tensor<64x256xf32>) -> tensor<2x1
 // CHECK: synth.gelu_grad %{{.*}} approximation = tanh
 // CHECK: synth.positions_grad
 // CHECK: synth.mean_pool_grad
+// CHECK: synth.sum_squares
 // CHECK: synth.cross_entropy_grad %{{.*}} scale %{{.*}} {ignore_index = 0 : i64}
 // CHECK: synth.attention_stats [#synth.score<dot>](%{{.*}}) values %{{.*}} {causal}
 // CHECK: synth.fused_attention_grad [#synth.score<dot>](%{{.*}}) values %{{.*}} output %{{.*}} d_output %{{.*}} stats %{{.*}} wrt 1 {causal}
 // CHECK: synth.attend_probs %{{.*}} {transpose_probs}
-// CHECK: synth.sum_squares
 // CHECK: synth.learning_rate
 // CHECK: synth.adamw %{{.*}} grad_sq_norm
 func.func @gradients(%ids: tensor<2x16xi32>, %x: tensor<2x16x64xf32>, %g: tensor<64xf32>, %m: tensor<2x16xi1>,
