@@ -39,6 +39,11 @@ using Halide::Var;
 /// differences never produces NaN.
 constexpr float kMaskedScore = -1e30f;
 
+/// Rows of a linear's register block (x 4 vectors of output columns): 6 x 4
+/// accumulators leave room for the weight row and the broadcast operand in
+/// the 32 AVX-512 registers.
+constexpr int64_t kRowTile = 6;
+
 Halide::Type halideType(ElementType type) {
   switch (type) {
   case ElementType::F32:
@@ -1694,7 +1699,7 @@ private:
       int64_t rowExtent = shape.size() >= 2 ? shape[shape.size() - 2] : 1;
       int width = vectorWidth(outExtent);
       int outTile = static_cast<int>(std::min<int64_t>(4 * width, outExtent));
-      int rowTile = static_cast<int>(std::min<int64_t>(4, rowExtent));
+      int rowTile = static_cast<int>(std::min<int64_t>(kRowTile, rowExtent));
       if (&mm == epilogueMatmul) {
         std::vector<Var> outArgs = anchorOut.args();
         Var oo("oo"), oi("oi"), ro("ro"), ri("ri");
@@ -1751,7 +1756,7 @@ private:
       f.compute_root().vectorize(f.args()[0], vectorWidth(16),
                                  Halide::TailStrategy::GuardWithIf);
     }
-    // Weight gradients: blocks of 64 output columns x 4 rows accumulate in
+    // Weight gradients: blocks of 64 output columns x 6 rows accumulate in
     // registers while one chunk of the reduction's rows (the innermost
     // leading dimension, e.g. one sequence) streams past; chunks outermost,
     // so both operands' chunk strips stay in cache across blocks.
@@ -1761,7 +1766,8 @@ private:
       Var oo("wgoo"), oi("wgoi"), io("wgio"), ii("wgii");
       f.update()
           .split(args[0], oo, oi, 4 * width, Halide::TailStrategy::GuardWithIf)
-          .split(args[1], io, ii, 4, Halide::TailStrategy::GuardWithIf)
+          .split(args[1], io, ii, static_cast<int>(kRowTile),
+                 Halide::TailStrategy::GuardWithIf)
           .reorder(oi, ii, r.x, io, oo, r.y)
           .vectorize(oi, width, Halide::TailStrategy::GuardWithIf)
           .unroll(ii)
