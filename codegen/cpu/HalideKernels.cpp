@@ -1438,7 +1438,12 @@ private:
                              Halide::TailStrategy::GuardWithIf);
       }
       if (f.dimensions() > 1) {
+        // Every update here keeps all pure variables on its left-hand side,
+        // so its outermost one is parallel too.
         f.parallel(f.args().back());
+        if (f.has_update_definition()) {
+          f.update().parallel(f.args().back());
+        }
       }
     }
   }
