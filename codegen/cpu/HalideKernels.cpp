@@ -454,9 +454,8 @@ private:
       // others (outer): each outer row block is a chunk of the reduction.
       std::vector<int64_t> lead(x.shape.begin(), x.shape.end() - 1);
       int inner = static_cast<int>(lead.empty() ? 1 : lead.back());
-      std::vector<int64_t> outerShape(lead.begin(),
-                                      lead.empty() ? lead.end()
-                                                   : lead.end() - 1);
+      std::vector<int64_t> outerShape(
+          lead.begin(), lead.empty() ? lead.end() : lead.end() - 1);
       RDom r(0, inner, 0, static_cast<int>(product(outerShape)),
              absl::StrCat("wg_r", op.result));
       std::vector<Expr> xi = unflatten(r.y, outerShape);
@@ -1388,8 +1387,8 @@ private:
       scheduleTileFunc(f, s.out, io);
     }
     for (Func f : s.scores.transposes) {
-      f.compute_at(s.out, gh_).vectorize(f.args()[0], width,
-                                         Halide::TailStrategy::GuardWithIf);
+      f.compute_at(s.out, gh_)
+          .vectorize(f.args()[0], width, Halide::TailStrategy::GuardWithIf);
     }
     for (Func f : s.scores.rows) {
       scheduleRowFunc(f);
@@ -1404,8 +1403,8 @@ private:
   /// while its reduction runs innermost.
   void scheduleTileFunc(Func f, Func at, Var level) {
     int width = vectorWidth(16);
-    f.compute_at(at, level)
-        .vectorize(f.args()[0], width, Halide::TailStrategy::GuardWithIf);
+    f.compute_at(at, level).vectorize(f.args()[0], width,
+                                      Halide::TailStrategy::GuardWithIf);
     if (f.has_update_definition()) {
       std::vector<Var> args = f.args();
       std::vector<Halide::RVar> rvars = f.rvars(0);
@@ -1489,8 +1488,8 @@ private:
           .vectorize(args[0], width, Halide::TailStrategy::GuardWithIf)
           .parallel(args[3])
           .parallel(args[2]);
-      g.f.compute_at(g.result, tio).vectorize(
-          args[0], width, Halide::TailStrategy::GuardWithIf);
+      g.f.compute_at(g.result, tio)
+          .vectorize(args[0], width, Halide::TailStrategy::GuardWithIf);
       g.f.update()
           .split(args[0], co, ci, width, Halide::TailStrategy::GuardWithIf)
           .reorder(ci, co, g.tileVar, g.red.x)
@@ -1504,11 +1503,11 @@ private:
         f.compute_at(g.result, args[2])
             .vectorize(f.args()[0], width, Halide::TailStrategy::GuardWithIf);
       }
-      g.dS.compute_at(g.result, to).vectorize(
-          gj_, width, Halide::TailStrategy::GuardWithIf);
+      g.dS.compute_at(g.result, to)
+          .vectorize(gj_, width, Halide::TailStrategy::GuardWithIf);
       if (g.layout == GradLayout::KeyTiled) {
-        g.prob.compute_at(g.result, to).vectorize(
-            gj_, width, Halide::TailStrategy::GuardWithIf);
+        g.prob.compute_at(g.result, to)
+            .vectorize(gj_, width, Halide::TailStrategy::GuardWithIf);
       }
       break;
     }

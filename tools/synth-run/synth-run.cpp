@@ -1,13 +1,15 @@
 //===- synth-run.cpp - run a compiled artifact ----------------------------===//
 //
-// synth-run <forward|eval|generate|bench> ARTIFACT [flags]
+// synth-run <forward|eval|generate|bench|train> ARTIFACT [flags]
 //
 // forward runs an entry point once on inputs from .npy files (or, for byte
 // language models, on --text) and writes its outputs; eval reports the mean
 // loss and perplexity of the "loss" entry over a text file; generate
 // continues a prompt greedily or by seeded temperature/top-k sampling; bench
-// times every kernel call. Exit status: 0 on success, 1 when the artifact,
-// an input file or a kernel fails, 2 on bad usage.
+// times every kernel call; train runs the "train_step" entry over a prepared
+// corpus (Train.cpp). Exit status: 0 on success, 1 when the artifact, an
+// input file or a kernel fails, 2 on bad usage (train: 128 + the signal
+// after SIGINT or SIGTERM).
 //
 //===----------------------------------------------------------------------===//
 
@@ -17,8 +19,9 @@
 #include "runtime/FileUtil.h"
 #include "runtime/Npy.h"
 #include "runtime/Safetensors.h"
+#include "tools/synth-run/SynthRun.h"
+#include "tools/synth-run/Train.h"
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -41,9 +44,7 @@ namespace {
 using synth::DType;
 using synth::Tensor;
 namespace rt = synth::rt;
-
-constexpr int kUsageExit = 2;
-constexpr int kErrorExit = 1;
+using namespace synth::run;
 
 //===----------------------------------------------------------------------===//
 // Command line
@@ -59,16 +60,10 @@ commands:
   eval      mean loss and perplexity of the "loss" entry over a text file
   generate  continue a prompt (byte-level language models)
   bench     time every kernel call of an entry point
+  train     train a language model on a prepared corpus (checkpoints, resume)
 
 Run `synth-run <command> --help` for a command's flags.
 )";
-
-struct FlagSpec {
-  const char *name;  ///< without the leading "--"
-  const char *value; ///< the value's placeholder, or nullptr for a switch
-  const char *help;
-  bool repeatable = false;
-};
 
 const FlagSpec kThreadsFlag = {"threads", "N",
                                "kernel threads (0: one per CPU; default: "
@@ -78,7 +73,8 @@ const FlagSpec kDeviceFlag = {"device", "cpu|cuda",
                               "or cuda (GPU 0; a cuda artifact)"};
 const FlagSpec kWeightsFlag = {"weights", "FILE.safetensors",
                                "parameters to use instead of the artifact's "
-                               "weights.safetensors"};
+                               "weights.safetensors (or a checkpoint of "
+                               "synth-run train)"};
 
 struct Command {
   const char *name;
@@ -149,6 +145,7 @@ const std::vector<Command> &commands() {
         kThreadsFlag,
         kDeviceFlag,
         kWeightsFlag}},
+      {"train", kTrainSummary, trainFlags()},
   };
   return kCommands;
 }
@@ -169,27 +166,6 @@ std::string commandHelp(const Command &command) {
   }
   return out;
 }
-
-/// A command's parsed arguments: the artifact and the flags given.
-struct Args {
-  std::string command;
-  std::string artifact;
-  std::map<std::string, std::vector<std::string>> flags;
-  bool help = false;
-
-  bool has(const std::string &name) const { return flags.count(name) != 0; }
-  std::optional<std::string> get(const std::string &name) const {
-    auto it = flags.find(name);
-    if (it == flags.end()) {
-      return std::nullopt;
-    }
-    return it->second.front();
-  }
-  std::vector<std::string> getAll(const std::string &name) const {
-    auto it = flags.find(name);
-    return it == flags.end() ? std::vector<std::string>{} : it->second;
-  }
-};
 
 /// Parses argv after the command name; returns an error message on bad usage.
 std::optional<std::string> parseArgs(const Command &command,
@@ -260,83 +236,9 @@ std::optional<std::string> parseArgs(const Command &command,
   return std::nullopt;
 }
 
-/// Reports bad usage of `command` and returns the usage exit status.
-int usageError(const std::string &command, const std::string &message) {
-  std::fprintf(stderr,
-               "synth-run %s: %s\nrun 'synth-run %s --help' for usage\n",
-               command.c_str(), message.c_str(), command.c_str());
-  return kUsageExit;
-}
-
-/// Reports a failure while running and returns the error exit status.
-int runError(const std::string &command, const absl::Status &status) {
-  std::fprintf(stderr, "synth-run %s: error: %s\n", command.c_str(),
-               std::string(status.message()).c_str());
-  return kErrorExit;
-}
-
-/// An integer flag within [min, max], or `fallback` when absent.
-std::optional<std::string> intFlag(const Args &args, const std::string &name,
-                                   int64_t min, int64_t max, int64_t fallback,
-                                   int64_t &out) {
-  std::optional<std::string> text = args.get(name);
-  if (!text) {
-    out = fallback;
-    return std::nullopt;
-  }
-  if (!absl::SimpleAtoi(*text, &out) || out < min || out > max) {
-    return absl::StrCat("--", name, " expects an integer in [", min, ", ", max,
-                        "], got \"", *text, "\"");
-  }
-  return std::nullopt;
-}
-
-std::optional<std::string> doubleFlag(const Args &args, const std::string &name,
-                                      double min, double fallback,
-                                      double &out) {
-  std::optional<std::string> text = args.get(name);
-  if (!text) {
-    out = fallback;
-    return std::nullopt;
-  }
-  if (!absl::SimpleAtod(*text, &out) || !std::isfinite(out) || out < min) {
-    return absl::StrCat("--", name, " expects a number >= ", min, ", got \"",
-                        *text, "\"");
-  }
-  return std::nullopt;
-}
-
 //===----------------------------------------------------------------------===//
 // Loading
 //===----------------------------------------------------------------------===//
-
-/// A session of the CPU executor or of the CUDA device, behind one API.
-class Runner {
-public:
-  explicit Runner(std::unique_ptr<rt::Session> cpu) : cpu_(std::move(cpu)) {}
-  explicit Runner(std::unique_ptr<rt::CudaSession> cuda)
-      : cuda_(std::move(cuda)) {}
-
-  const rt::EntryInfo &entry() const {
-    return cpu_ ? cpu_->entry() : cuda_->entry();
-  }
-  absl::Status setInput(const std::string &name, const Tensor &value) {
-    return cpu_ ? cpu_->setInput(name, value) : cuda_->setInput(name, value);
-  }
-  absl::Status run(const rt::RunOptions &options = {}) {
-    return cpu_ ? cpu_->run(options) : cuda_->run(options);
-  }
-  absl::StatusOr<Tensor> output(const std::string &name) const {
-    return cpu_ ? cpu_->output(name) : cuda_->output(name);
-  }
-  absl::StatusOr<rt::TensorView> outputView(const std::string &name) const {
-    return cpu_ ? cpu_->outputView(name) : cuda_->outputView(name);
-  }
-
-private:
-  std::unique_ptr<rt::Session> cpu_;
-  std::unique_ptr<rt::CudaSession> cuda_;
-};
 
 /// The artifact, its thread count, and a session of `entry` with the
 /// weights of --weights (if any), on the device of --device.
@@ -383,6 +285,7 @@ absl::StatusOr<Loaded> load(const Args &args, const std::string &entry,
     if (!file.ok()) {
       return file.status();
     }
+    keepCheckpointParameters(*file);
     absl::Status checked = loaded.artifact->checkWeights(*file, *path);
     if (!checked.ok()) {
       return checked;
@@ -858,57 +761,6 @@ int runEval(const Args &args) {
 // generate
 //===----------------------------------------------------------------------===//
 
-/// SplitMix64: a seeded generator whose stream is the same everywhere (the
-/// standard library's distributions are not).
-class Random {
-public:
-  explicit Random(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  /// Uniform in [0, 1).
-  double uniform() { return double(next() >> 11) * 0x1.0p-53; }
-
-private:
-  uint64_t state_;
-};
-
-/// Greedy when temperature is 0; else a draw from softmax(logits / T) over
-/// the topK most likely entries (all when topK is 0).
-int pickToken(const float *logits, int vocab, double temperature, int64_t topK,
-              Random &random) {
-  std::vector<int> order(static_cast<size_t>(vocab));
-  for (int i = 0; i < vocab; ++i) {
-    order[i] = i;
-  }
-  // Ties go to the smaller id, so greedy decoding is deterministic.
-  auto better = [&](int a, int b) {
-    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-  };
-  if (temperature == 0) {
-    return *std::min_element(order.begin(), order.end(), better);
-  }
-  size_t k = topK > 0 ? std::min<size_t>(topK, order.size()) : order.size();
-  std::partial_sort(order.begin(), order.begin() + k, order.end(), better);
-  std::vector<double> weights(k);
-  double max = logits[order[0]], total = 0;
-  for (size_t i = 0; i < k; ++i) {
-    weights[i] = std::exp((double(logits[order[i]]) - max) / temperature);
-    total += weights[i];
-  }
-  double u = random.uniform() * total;
-  for (size_t i = 0; i < k; ++i) {
-    if (u < weights[i]) {
-      return order[i];
-    }
-    u -= weights[i];
-  }
-  return order[k - 1];
-}
-
 /// Generation with the "decode" entry: one token per call, the caches carried
 /// from output to input. Returns the process exit code.
 int generateWithCache(const Args &args, int64_t threads, int64_t maxTokens,
@@ -919,39 +771,10 @@ int generateWithCache(const Args &args, int64_t threads, int64_t maxTokens,
     return runError(args.command, loaded.status());
   }
   Runner &session = *loaded->session;
-  const rt::BufferInfo *token = inputBuffer(session.entry(), "token");
-  const rt::BufferInfo *logits = outputBuffer(session.entry(), "logits");
-  if (!token || !logits || token->shape.size() != 2 || token->shape[1] != 1 ||
-      logits->shape.size() != 3) {
-    return runError(args.command,
-                    absl::FailedPreconditionError(
-                        "the \"decode\" entry needs an input token I32 "
-                        "[batch, 1] and an output logits F32 [batch, 1, "
-                        "vocab]"));
+  absl::StatusOr<DecodeCaches> caches = describeDecode(session.entry());
+  if (!caches.ok()) {
+    return runError(args.command, caches.status());
   }
-  const int vocab = static_cast<int>(logits->shape[2]);
-  std::vector<std::string> caches;
-  int keyCaches = 0;
-  int64_t maxPositions = 0;
-  for (const auto &input : session.entry().inputs) {
-    if (input.name.rfind("cache.", 0) == 0) {
-      caches.push_back(input.name);
-      keyCaches += input.name.size() > 2 &&
-                   input.name.compare(input.name.size() - 2, 2, ".k") == 0;
-      maxPositions = session.entry().buffers[input.buffer].shape[2];
-    }
-  }
-  auto resetCaches = [&]() -> absl::Status {
-    for (const std::string &name : caches) {
-      const rt::BufferInfo *buffer = inputBuffer(session.entry(), name);
-      absl::Status s =
-          session.setInput(name, Tensor::zeros(buffer->dtype, buffer->shape));
-      if (!s.ok()) {
-        return s;
-      }
-    }
-    return absl::OkStatus();
-  };
   std::fprintf(stderr,
                "synth-run generate: %s decoding with a decoding cache: %d "
                "layer(s) cache keys and values (dot-product attention), %d "
@@ -966,8 +789,9 @@ int generateWithCache(const Args &args, int64_t threads, int64_t maxTokens,
                                      topK ? std::to_string(topK) : "all",
                                      static_cast<long long>(seed))
                          .c_str(),
-               keyCaches, static_cast<int>(caches.size()) - keyCaches,
-               static_cast<long long>(maxPositions));
+               caches->keyCaches,
+               static_cast<int>(caches->names.size()) - caches->keyCaches,
+               static_cast<long long>(caches->positions));
   const bool raw = args.has("raw");
   auto emit = [&](int byte) {
     if (raw) {
@@ -975,70 +799,17 @@ int generateWithCache(const Args &args, int64_t threads, int64_t maxTokens,
     } else {
       std::fputs(showByte(byte).c_str(), stdout);
     }
+    std::fflush(stdout);
   };
   std::vector<int> context;
   for (char c : prompt) {
     context.push_back(static_cast<uint8_t>(c));
     emit(context.back());
   }
-  std::fflush(stdout);
-  Tensor tokenTensor = Tensor::zeros(DType::I32, token->shape);
-  Tensor position = Tensor::zeros(DType::I32, {});
-  int64_t next = 0; // the position the next token goes to
-  std::vector<float> last(static_cast<size_t>(vocab));
-  // Runs one token through decode at position `next`.
-  auto step = [&](int byte) -> absl::Status {
-    tokenTensor.data<int32_t>()[0] = byte;
-    position.data<int32_t>()[0] = static_cast<int32_t>(next);
-    absl::Status s = session.setInput("token", tokenTensor);
-    if (s.ok()) {
-      s = session.setInput("position", position);
-    }
-    if (s.ok()) {
-      s = session.run();
-    }
-    for (size_t c = 0; s.ok() && c < caches.size(); ++c) {
-      absl::StatusOr<Tensor> updated = session.output(caches[c]);
-      s = updated.ok() ? session.setInput(caches[c], *updated)
-                       : updated.status();
-    }
-    if (!s.ok()) {
-      return s;
-    }
-    absl::StatusOr<rt::TensorView> view = session.outputView("logits");
-    const float *row = static_cast<const float *>(view->data);
-    std::copy(row, row + vocab, last.begin());
-    ++next;
-    return absl::OkStatus();
-  };
-  // Fills the cache from the last `count` bytes of the context.
-  auto prefill = [&](int64_t count) -> absl::Status {
-    next = 0;
-    absl::Status s = resetCaches();
-    int64_t from = static_cast<int64_t>(context.size()) - count;
-    for (int64_t i = from; s.ok() && i < static_cast<int64_t>(context.size());
-         ++i) {
-      s = step(context[i]);
-    }
-    return s;
-  };
-  int64_t keep =
-      std::min<int64_t>(static_cast<int64_t>(context.size()), maxPositions);
-  absl::Status status = prefill(keep);
   Random random(static_cast<uint64_t>(seed));
   auto began = std::chrono::steady_clock::now();
-  for (int64_t i = 0; status.ok() && i < maxTokens; ++i) {
-    int byte = pickToken(last.data(), vocab, temperature, topK, random);
-    context.push_back(byte);
-    emit(byte);
-    std::fflush(stdout);
-    if (next == maxPositions) {
-      // The cache is full: start again from the last half of the context.
-      status = prefill(maxPositions / 2);
-    } else {
-      status = step(byte);
-    }
-  }
+  absl::Status status = decodeWithCache(session, context, maxTokens,
+                                        {temperature, topK}, random, emit);
   std::printf("\n");
   if (!status.ok()) {
     return runError(args.command, status);
@@ -1373,7 +1144,7 @@ int runCommand(int argc, char **argv) {
   if (!command) {
     std::fprintf(stderr,
                  "synth-run: unknown command \"%s\" (expected forward, eval, "
-                 "generate or bench)\n%s",
+                 "generate, bench or train)\n%s",
                  name.c_str(), kUsage);
     return kUsageExit;
   }
@@ -1394,6 +1165,9 @@ int runCommand(int argc, char **argv) {
   }
   if (name == "generate") {
     return runGenerate(args);
+  }
+  if (name == "train") {
+    return runTrain(args);
   }
   return runBench(args);
 }
