@@ -32,5 +32,5 @@ llvm_config.use_default_substitutions()
 config.substitutions.append(("%synth_src_root", config.synth_src_root))
 
 tool_dirs = [config.synth_tools_dir, config.llvm_tools_dir]
-llvm_config.add_tool_substitutions(["synth-opt", "synthc"], tool_dirs)
+llvm_config.add_tool_substitutions(["synth-opt", "synthc", "synth-run"], tool_dirs)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

@@ -1319,9 +1319,13 @@ private:
         return;
       }
       RDom rj(0, keys, tag + "_j");
-      dHid(k, i, h, b) = Halide::select(
-          pre(k, i, h, b) > 0.0f,
-          Halide::sum(dS(rj, i, h, b) * at(w2, {h, k, rj})), 0.0f);
+      // W2 transposed, so the sum vectorizes over the hidden units.
+      Func w2T(tag + "_w2_t");
+      w2T(k, j, h) = at(w2, {h, k, j});
+      sf.rows.push_back(w2T);
+      dHid(k, i, h, b) =
+          Halide::select(pre(k, i, h, b) > 0.0f,
+                         Halide::sum(dS(rj, i, h, b) * w2T(k, rj, h)), 0.0f);
     } else {
       const TensorFunc &wa = operand(3), &wb = operand(5);
       int aw = static_cast<int>(wa.dim(2)), bw = static_cast<int>(wb.dim(2));
@@ -1361,7 +1365,11 @@ private:
     if (local == 0) { // dx[b, i, c] = sum_{h, k} dHid W1[h, c, k]
       RDom hk(0, hidden, 0, static_cast<int>(w1.dim(0)), tag + "_hk");
       f(c, i, b) = 0.0f;
-      f(c, i, b) += dHid(hk.x, i, hk.y, b) * at(w1, {hk.y, c, hk.x});
+      // W1 transposed, so the product vectorizes over the model dimension.
+      Func w1T(tag + "_w1_t");
+      w1T(c, k, h) = at(w1, {h, c, k});
+      sf.rows.push_back(w1T);
+      f(c, i, b) += dHid(hk.x, i, hk.y, b) * w1T(c, hk.x, hk.y);
     } else if (local == 1) { // dW1[h, c, k] = sum_{b, i} x[b, i, c] dHid
       f(k, c, h) = 0.0f;
       f(k, c, h) += at(x, {bi.y, bi.x, c}) * dHid(k, bi.x, h, bi.y);
@@ -1525,26 +1533,46 @@ private:
                                          Halide::TailStrategy::GuardWithIf);
       break;
     }
-    case GradLayout::Materialized:
+    case GradLayout::Materialized: {
+      // dS and what it needs are stored for the whole batch; reductions
+      // keep register blocks like the tiled layouts.
       scheduleTransposes(false);
       for (Func f : tileFuncs) {
         f.compute_root()
             .vectorize(f.args()[0], width, Halide::TailStrategy::GuardWithIf)
             .parallel(f.args().back());
         if (f.has_update_definition()) {
+          std::vector<Var> fa = f.args();
+          std::vector<Halide::RVar> rvars = f.rvars(0);
+          Var jo("mjo"), ji("mji"), io("mio"), ii("mii");
+          std::vector<Halide::VarOrRVar> order = {ji, ii};
+          order.insert(order.end(), rvars.begin(), rvars.end());
+          order.push_back(io);
+          order.push_back(jo);
+          for (size_t d = 2; d < fa.size(); ++d) {
+            order.push_back(fa[d]);
+          }
           f.update()
-              .vectorize(f.args()[0], width, Halide::TailStrategy::GuardWithIf)
-              .parallel(f.args().back());
+              .split(fa[0], jo, ji, width, Halide::TailStrategy::GuardWithIf)
+              .split(fa[1], io, ii, 4, Halide::TailStrategy::GuardWithIf)
+              .reorder(order)
+              .vectorize(ji)
+              .unroll(ii)
+              .parallel(fa.back());
         }
       }
       g.dS.compute_root()
           .vectorize(gj_, width, Halide::TailStrategy::GuardWithIf)
           .parallel(gb_);
       if (g.f.has_update_definition()) {
-        g.f.update().vectorize(args[0], width,
-                               Halide::TailStrategy::GuardWithIf);
+        Halide::Stage u = g.f.update();
+        u.vectorize(args[0], width, Halide::TailStrategy::GuardWithIf);
+        if (args.size() > 1) {
+          u.parallel(args.back());
+        }
       }
       break;
+    }
     }
   }
 

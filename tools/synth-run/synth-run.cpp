@@ -137,11 +137,14 @@ const std::vector<Command> &commands() {
        "Times every kernel call of an entry point: warm-up runs, then timed "
        "runs;\nreports median/min/max per call and per kernel, with GFLOP/s "
        "and GB/s from\nthe manifest's flops and bytes. Inputs default to "
-       "zeros (masks: ones).",
+       "zeros (masks: ones; a\ntraining step's step: 1 of 1000).",
        {{"entry", "NAME", "entry point (default: forward)"},
         {"input", "NAME=FILE.npy", "an input of the entry point", true},
         {"warmup", "N", "untimed runs first (default 3)"},
         {"reps", "N", "timed runs (default 20)"},
+        {"json", nullptr,
+         "end with one JSON line: entry, median/min/max seconds per run, "
+         "tokens per second"},
         kThreadsFlag,
         kDeviceFlag,
         kWeightsFlag}},
@@ -1003,6 +1006,14 @@ int runBench(const Args &args) {
     if (buffer.dtype == DType::U8) {
       std::fill(t.bytes.begin(), t.bytes.end(), 1);
     }
+    // A training step: the first of a 1000-step schedule (AdamW's bias
+    // correction divides by 1 - beta^step, so step 0 is not a step).
+    if (input.name == "step" && buffer.dtype == DType::I32) {
+      t.data<int32_t>()[0] = 1;
+    }
+    if (input.name == "total_steps" && buffer.dtype == DType::I32) {
+      t.data<int32_t>()[0] = 1000;
+    }
     status = session.setInput(input.name, t);
     if (!status.ok()) {
       return runError(args.command, status);
@@ -1122,6 +1133,22 @@ int runBench(const Args &args) {
   std::printf("step (wall, with output poisoning): median %.1f us, min %.1f "
               "us, max %.1f us\n",
               wall.median * 1e6, wall.min * 1e6, wall.max * 1e6);
+  if (args.has("json")) {
+    // One machine-readable line: the wall time of a run, and tokens per
+    // second when the entry reads "tokens" (tools/bench/ reads this).
+    int64_t tokens = 0;
+    if (const rt::Binding *input = plan.findInput("tokens")) {
+      tokens = plan.buffers[input->buffer].numel();
+    }
+    std::printf("{\"entry\": \"%s\", \"median_seconds\": %.9g, "
+                "\"min_seconds\": %.9g, \"max_seconds\": %.9g, "
+                "\"tokens\": %lld, \"tokens_per_second\": %.9g, "
+                "\"reps\": %lld}\n",
+                entry.c_str(), wall.median, wall.min, wall.max,
+                static_cast<long long>(tokens),
+                wall.median > 0 ? double(tokens) / wall.median : 0.0,
+                static_cast<long long>(reps));
+  }
   return 0;
 }
 
