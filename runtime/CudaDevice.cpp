@@ -818,12 +818,7 @@ absl::StatusOr<Tensor> CudaSession::output(const std::string &name) const {
   if (!view.ok()) {
     return view.status();
   }
-  Tensor tensor;
-  tensor.dtype = view->dtype;
-  tensor.shape = *view->shape;
-  const uint8_t *bytes = static_cast<const uint8_t *>(view->data);
-  tensor.bytes.assign(bytes, bytes + view->bytes);
-  return tensor;
+  return view->copy();
 }
 
 } // namespace synth::rt

@@ -441,17 +441,21 @@ absl::StatusOr<TensorView> Session::outputView(const std::string &name) const {
   return view;
 }
 
+Tensor TensorView::copy() const {
+  Tensor tensor;
+  tensor.dtype = dtype;
+  tensor.shape = *shape;
+  const uint8_t *begin = static_cast<const uint8_t *>(data);
+  tensor.bytes.assign(begin, begin + bytes);
+  return tensor;
+}
+
 absl::StatusOr<Tensor> Session::output(const std::string &name) const {
   absl::StatusOr<TensorView> view = outputView(name);
   if (!view.ok()) {
     return view.status();
   }
-  Tensor tensor;
-  tensor.dtype = view->dtype;
-  tensor.shape = *view->shape;
-  const uint8_t *bytes = static_cast<const uint8_t *>(view->data);
-  tensor.bytes.assign(bytes, bytes + view->bytes);
-  return tensor;
+  return view->copy();
 }
 
 std::shared_ptr<const safetensors::File> Session::weights() const {

@@ -47,6 +47,9 @@ struct TensorView {
   const std::vector<int64_t> *shape = nullptr;
   const void *data = nullptr;
   size_t bytes = 0;
+
+  /// A Tensor holding a copy of the viewed bytes.
+  Tensor copy() const;
 };
 
 /// Checks a caller's value for input `name` of `entry`: a known name, the

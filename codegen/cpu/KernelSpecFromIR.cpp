@@ -63,6 +63,22 @@ std::vector<ScorePartSpec> describeParts(OpT op, IdsOf idsOf) {
   return parts;
 }
 
+/// What a fused attention, its statistics and its gradients share: the
+/// causal flag, the score parts, mixture logits, values and key mask.
+template <typename OpT, typename IdsOf>
+void describeAttention(OpT op, const DenseMap<Value, int> &ids, IdsOf idsOf,
+                       OpSpec &o) {
+  o.causal = op.getCausal();
+  o.parts = describeParts(op, idsOf);
+  if (op.getMixtureLogits()) {
+    o.logits = ids.lookup(op.getMixtureLogits());
+  }
+  o.values = ids.lookup(op.getValues());
+  if (op.getKeyMask()) {
+    o.keyMask = ids.lookup(op.getKeyMask());
+  }
+}
+
 /// synth.adamw as three single-result ops: m' and v' from the gradient,
 /// then the parameter from m' and v'. The kernel's outputs stay in the op's
 /// result order (parameter, m, v).
@@ -296,28 +312,12 @@ absl::StatusOr<KernelSpec> describeKernel(mlir::synth::KernelOp kernel) {
             })
             .Case([&](mlir::synth::AttentionStatsOp st) {
               o.kind = OpKind::AttentionStats;
-              o.causal = st.getCausal();
-              o.parts = describeParts(st, idsOf);
-              if (st.getMixtureLogits()) {
-                o.logits = ids.lookup(st.getMixtureLogits());
-              }
-              o.values = ids.lookup(st.getValues());
-              if (st.getKeyMask()) {
-                o.keyMask = ids.lookup(st.getKeyMask());
-              }
+              describeAttention(st, ids, idsOf, o);
               return absl::OkStatus();
             })
             .Case([&](mlir::synth::FusedAttentionGradOp fa) {
               o.kind = OpKind::FusedAttentionGrad;
-              o.causal = fa.getCausal();
-              o.parts = describeParts(fa, idsOf);
-              if (fa.getMixtureLogits()) {
-                o.logits = ids.lookup(fa.getMixtureLogits());
-              }
-              o.values = ids.lookup(fa.getValues());
-              if (fa.getKeyMask()) {
-                o.keyMask = ids.lookup(fa.getKeyMask());
-              }
+              describeAttention(fa, ids, idsOf, o);
               o.output = ids.lookup(fa.getOutput());
               o.dOutput = ids.lookup(fa.getDOutput());
               o.rowStats = ids.lookup(fa.getRowStats());
@@ -371,15 +371,7 @@ absl::StatusOr<KernelSpec> describeKernel(mlir::synth::KernelOp kernel) {
               if (fa.getQueryOffset()) {
                 o.position = ids.lookup(fa.getQueryOffset());
               }
-              o.causal = fa.getCausal();
-              o.parts = describeParts(fa, idsOf);
-              if (fa.getMixtureLogits()) {
-                o.logits = ids.lookup(fa.getMixtureLogits());
-              }
-              o.values = ids.lookup(fa.getValues());
-              if (fa.getKeyMask()) {
-                o.keyMask = ids.lookup(fa.getKeyMask());
-              }
+              describeAttention(fa, ids, idsOf, o);
               return absl::OkStatus();
             })
             .Default([&](Operation *other) {

@@ -47,6 +47,15 @@ int usage(const char *message) {
 
 /// Relative error of a float32 result against a float64 reference; NaN or
 /// Inf anywhere gives +inf.
+/// A float32 result widened to the reference file's float64.
+synth::Tensor toF64(const synth::Tensor &f32) {
+  synth::Tensor out = synth::Tensor::zeros(synth::DType::F64, f32.shape);
+  for (int64_t i = 0; i < f32.numel(); ++i) {
+    out.data<double>()[i] = f32.data<float>()[i];
+  }
+  return out;
+}
+
 double relativeError(const synth::Tensor &got, const synth::Tensor &want) {
   if (got.numel() != want.numel()) {
     return INFINITY;
@@ -385,12 +394,7 @@ int main(int argc, char **argv) {
     std::printf("%-8s %-7s rel err %.3g (tolerance %.0e) %s\n", check.entry,
                 check.output, err, rtol, pass ? "ok" : "FAIL");
     if (!writePath.empty()) {
-      synth::Tensor asDouble =
-          synth::Tensor::zeros(synth::DType::F64, got->shape);
-      for (int64_t i = 0; i < got->numel(); ++i) {
-        asDouble.data<double>()[i] = got->data<float>()[i];
-      }
-      *written.find(check.refName) = asDouble;
+      *written.find(check.refName) = toF64(*got);
     }
   }
   // Decoding with the cache (lm artifacts have a "decode" entry): feed the
@@ -521,12 +525,7 @@ int main(int argc, char **argv) {
         worst = err;
         worstName = output.name;
       }
-      synth::Tensor asDouble =
-          synth::Tensor::zeros(synth::DType::F64, got->shape);
-      for (int64_t i = 0; i < got->numel(); ++i) {
-        asDouble.data<double>()[i] = got->data<float>()[i];
-      }
-      *written.find(output.name) = asDouble;
+      *written.find(output.name) = toF64(*got);
     }
     // Every trainable parameter of the reference must have been compared.
     int expected = 0;

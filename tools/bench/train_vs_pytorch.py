@@ -10,7 +10,7 @@ One training step: forward, mean cross-entropy of the causal LM over random byte
 byte), backward, global grad-norm clipping to 1.0, one AdamW step (lr 1e-3, betas 0.9/0.999, eps 1e-8,
 weight decay 0.01), zero_grad. Tokens/s = batch * seq-len / median step seconds.
 
-synthc side (skipped with --torch-only): for each model, `BIN/synthc MODEL --target=cpu --cpu=host --batch=B
+synthc side (skipped with --torch-only): for each model, `BIN/synthc MODEL --target=cpu --cpu=host --train --batch=B
 --seq-len=N -o DIR/<name>.synth`, then `BIN/synth-run bench DIR/<name>.synth --entry train_step --threads T
 --warmup W --reps S --json`, whose last JSON line gives the median step time, e.g.
 {"entry": "train_step", "median_seconds": 0.4, "tokens_per_second": 10240.0}. (The train_step entry and
@@ -401,7 +401,7 @@ def run_checked(command):
 
 def compile_synthc(args, model_path, name, out_dir):
     artifact = os.path.join(out_dir, f"{name}.synth")
-    run_checked([os.path.join(args.bin, "synthc"), model_path, "--target=cpu", "--cpu=host",
+    run_checked([os.path.join(args.bin, "synthc"), model_path, "--target=cpu", "--cpu=host", "--train",
                  f"--batch={args.batch}", f"--seq-len={args.seq_len}", "-o", artifact])
     return artifact
 
@@ -428,10 +428,9 @@ def parse_bench_json(text):
 def run_synthc_bench(args, artifact):
     """Times synthc's train_step entry; returns synth-run's JSON record.
 
-    NOT YET AVAILABLE: the `train_step` entry and `synth-run bench --json` are being added by the training issue
-    (#5). Until then this fails and the table shows the error; run with --torch-only. The expected output is one
-    JSON line, e.g. {"entry": "train_step", "median_seconds": 0.4, "tokens_per_second": 10240.0} (min_seconds and
-    max_seconds are printed when present); tokens/s is recomputed here as batch * seq-len / median_seconds.
+    `synth-run bench --json` ends with one JSON line, e.g. {"entry": "train_step", "median_seconds": 0.4,
+    "min_seconds": ..., "max_seconds": ..., "tokens_per_second": 10240.0}: the wall time of whole runs of the
+    entry (one optimizer step each). tokens/s is recomputed here as batch * seq-len / median_seconds.
     """
     return parse_bench_json(run_checked([
         os.path.join(args.bin, "synth-run"), "bench", artifact, "--entry", "train_step",
@@ -497,7 +496,7 @@ def main():
           f"{ADAMW['weight_decay']}, foreach), clip_grad_norm_({MAX_GRAD_NORM}), zero_grad(set_to_none=True); "
           f"SDPA: {sdpa_name or 'not in this PyTorch'}")
     print("synthc: " + ("not run (--torch-only)" if args.torch_only else
-                         f"{args.bin}/synthc --target=cpu --cpu=host; synth-run bench --entry train_step, "
+                         f"{args.bin}/synthc --target=cpu --cpu=host --train; synth-run bench --entry train_step, "
                          f"{args.threads} threads"))
     print(f"training step: batch {args.batch} x {args.seq_len} random bytes, causal LM, float32; "
           f"{args.warmup} warm-up + {args.steps} timed steps per round, {args.rounds} round(s); "

@@ -339,11 +339,7 @@ absl::Status writeCheckpoint(const std::string &dir, const rt::Session &session,
     if (!view.ok()) {
       return view.status();
     }
-    Tensor tensor;
-    tensor.dtype = view->dtype;
-    tensor.shape = *view->shape;
-    const uint8_t *bytes = static_cast<const uint8_t *>(view->data);
-    tensor.bytes.assign(bytes, bytes + view->bytes);
+    Tensor tensor = view->copy();
     if (!allFinite(tensor)) {
       return absl::DataLossError(
           absl::StrCat("optimizer state ", name, " is not finite after step ",
