@@ -96,7 +96,27 @@ TEST(Manifest, EditsAreRejectedWithPositionAndPath) {
        "lie outside the arena of 1000 bytes"},
       {R"("storage": "arena")", R"("storage": "heap")", R"("heap")", 0,
        "entries.forward.buffers[3].storage: unknown storage \"heap\" (expected "
-       "input, param, output, arena or derived)"},
+       "input, param, output, arena, derived or state)"},
+      // Training: state buffers and in-place updates.
+      {R"("arena_bytes": 1024,)", R"("arena_bytes": 1024, "updates": [3],)",
+       R"("updates": [3])", 12,
+       "entries.forward.updates[0]: buffer 3 is arena; only param and state "
+       "buffers are updated in place"},
+      {R"("arena_bytes": 1024,)", R"("arena_bytes": 1024, "updates": [1, 1],)",
+       R"("updates": [1, 1])", 15,
+       "entries.forward.updates[1]: buffer 1 is listed twice"},
+      {R"("arena_bytes": 1024,)", R"("arena_bytes": 1024, "updates": [9],)",
+       R"("updates": [9])", 12,
+       "entries.forward.updates[0]: buffer index 9 out of range (plan has 6 "
+       "buffers)"},
+      {R"("dtype": "I32", "storage": "input"})",
+       R"("dtype": "I32", "storage": "state", "name": "s"})",
+       R"("I32", "storage": "state")", 0,
+       "entries.forward.buffers[0].dtype: state buffers are F32, got I32"},
+      {R"("storage": "arena", "offset": 0})", R"("storage": "state"})",
+       R"({"shape": [2, 8, 16], "dtype": "F32", "storage": "state"})", 0,
+       "entries.forward.buffers[3]: missing key \"name\" (a state buffer "
+       "names its state)"},
       {R"("shape": [2, 8], "dtype": "I32")",
        R"("shape": [2, 8], "dtype": "F16")", R"("F16")", 0,
        "entries.forward.buffers[0].dtype: unsupported dtype \"F16\" (an "
