@@ -34,6 +34,11 @@ struct TrainingPipelineOptions {
   OptimizerOptions optimizer;
 };
 
+/// Canonicalize and fuse attention, then differentiate (`gradients`) and
+/// append the optimizer (`train_step`) when asked: synth IR before kernels.
+void buildTrainingPipeline(OpPassManager &pm,
+                           const TrainingPipelineOptions &training);
+
 /// The CPU compilation pipeline on synth IR: canonicalize, fuse attention,
 /// differentiate and append the optimizer when asked, fuse elementwise
 /// epilogues, form kernels, plan memory.

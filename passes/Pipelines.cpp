@@ -14,8 +14,8 @@
 
 namespace mlir::synth {
 
-void buildCpuKernelPipeline(OpPassManager &pm,
-                            const TrainingPipelineOptions &training) {
+void buildTrainingPipeline(OpPassManager &pm,
+                           const TrainingPipelineOptions &training) {
   // 1. Simplify the model IR (folds such as split(merge(x)) -> x).
   pm.addPass(createCanonicalizerPass());
   // 2. Score ops + attend -> one fused attention per attention layer.
@@ -31,6 +31,12 @@ void buildCpuKernelPipeline(OpPassManager &pm,
     optimizer.keepGradients = training.gradients;
     pm.addPass(createOptimizer(optimizer));
   }
+}
+
+void buildCpuKernelPipeline(OpPassManager &pm,
+                            const TrainingPipelineOptions &training) {
+  // 1-3. Fused attention, and the training functions when asked.
+  buildTrainingPipeline(pm, training);
   // 4. Bias, activation, residual and head layout join their producers.
   pm.addNestedPass<func::FuncOp>(createFuseElementwise());
   // 5. Everything else becomes a kernel of its own; defaults schedules.

@@ -49,7 +49,8 @@ constexpr const char *kUsage = R"(usage:
   synthc MODEL.json --emit=weights -o FILE.safetensors
   synthc --stats MODEL.json [--seq-len=N]
 
-  --emit=synth     print the model's synth IR (functions `forward` and `loss`); the default
+  --emit=synth     print the model's synth IR (functions `forward` and `loss`; with --train or --gradients,
+                   after attention fusion, with `gradients` and `train_step`); the default
   --emit=kernels   print the IR after the CPU kernel pipeline (fusion, kernels, memory plan)
   --emit=halide    print every kernel's lowered Halide statement
   --emit=gpu       print the CUDA back end's kernels in the gpu dialect (one gpu.module per kernel)
@@ -317,6 +318,16 @@ int main(int argc, char **argv) {
       options.emit == "gpu" || options.emit == "nvvm" || options.emit == "ptx";
   bool kernels = options.emit == "kernels" || options.emit == "halide" ||
                  cudaStage || !options.target.empty();
+  bool training = options.training.gradients || options.training.trainStep;
+  if (!kernels && training) {
+    // --emit=synth with --train/--gradients: the training functions as synth
+    // IR, before kernel formation.
+    mlir::PassManager pm(&context);
+    mlir::synth::buildTrainingPipeline(pm, options.training);
+    if (mlir::failed(pm.run(**module))) {
+      return fail(options.model + ": building the training functions failed");
+    }
+  }
   if (kernels) {
     mlir::PassManager pm(&context);
     mlir::synth::buildCpuKernelPipeline(pm, options.training);
