@@ -330,19 +330,7 @@ private:
       func.setArgAttr(i, "synth.input", b.getStringAttr(input.first));
       in[input.first] = body->getArgument(i);
     }
-    params.clear();
-    for (auto [i, p] : llvm::enumerate(table)) {
-      unsigned index = inputs.size() + i;
-      func.setArgAttr(index, "synth.param", b.getStringAttr(p.name));
-      if (!p.trainable) {
-        func.setArgAttr(index, "synth.trainable", b.getBoolAttr(false));
-      }
-      // Biases, norm gains and offsets and mixture logits: no weight decay.
-      if (p.init == InitKind::Zeros || p.init == InitKind::Ones) {
-        func.setArgAttr(index, "synth.no_decay", b.getUnitAttr());
-      }
-      params[p.name] = body->getArgument(index);
-    }
+    bindParameters(func, body, inputs.size());
 
     Value logits, loss;
     switch (c.task) {
@@ -539,19 +527,7 @@ private:
         caches[input.first] = body->getArgument(i);
       }
     }
-    params.clear();
-    for (auto [i, p] : llvm::enumerate(table)) {
-      unsigned index = inputs.size() + i;
-      func.setArgAttr(index, "synth.param", b.getStringAttr(p.name));
-      if (!p.trainable) {
-        func.setArgAttr(index, "synth.trainable", b.getBoolAttr(false));
-      }
-      // Biases, norm gains and offsets and mixture logits: no weight decay.
-      if (p.init == InitKind::Zeros || p.init == InitKind::Ones) {
-        func.setArgAttr(index, "synth.no_decay", b.getUnitAttr());
-      }
-      params[p.name] = body->getArgument(index);
-    }
+    bindParameters(func, body, inputs.size());
 
     Value position = mlir::synth::ToIndexOp::create(b, loc("position"),
                                                     body->getArgument(1));
@@ -593,6 +569,25 @@ private:
   const ModelConfig &c;
   std::vector<ParamInfo> table;
   std::map<std::string, Value> params;
+
+  /// Marks the arguments from `first` on as the parameter table's (name,
+  /// trainability, no weight decay for those initialized to zeros or ones:
+  /// biases, norm gains and offsets, mixture logits) and records them in
+  /// `params`.
+  void bindParameters(func::FuncOp func, Block *body, size_t first) {
+    params.clear();
+    for (auto [i, p] : llvm::enumerate(table)) {
+      unsigned index = first + i;
+      func.setArgAttr(index, "synth.param", b.getStringAttr(p.name));
+      if (!p.trainable) {
+        func.setArgAttr(index, "synth.trainable", b.getBoolAttr(false));
+      }
+      if (p.init == InitKind::Zeros || p.init == InitKind::Ones) {
+        func.setArgAttr(index, "synth.no_decay", b.getUnitAttr());
+      }
+      params[p.name] = body->getArgument(index);
+    }
+  }
   Type f32, i32, i1;
   /// Batch, source (lm: unused; encoder: N) and target (lm: N) lengths.
   int64_t B, S, T;

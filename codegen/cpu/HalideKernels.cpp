@@ -659,7 +659,6 @@ private:
                             const std::vector<Var> &v) {
     const TensorFunc &logits = value(op.operands[0]);
     const TensorFunc &targets = value(op.operands[1]);
-    size_t rowRank = logits.rank() - 1;
     int vocab = static_cast<int>(logits.shape.back());
     std::vector<Expr> e = exprs(v);
     std::vector<Var> rows(v.begin(), v.end() - 1);
@@ -692,7 +691,6 @@ private:
                           0.0f));
     rowStats_.push_back({rowMax, f});
     rowStats_.push_back({rowSum, f});
-    (void)rowRank;
   }
 
   static const char *kindName(OpKind kind) {
@@ -1156,7 +1154,9 @@ private:
       return numParts > 1 ? mixAlpha_(p, h) : Expr(1.0f);
     };
     Func f(absl::StrCat("fused_attention_grad_", op.result));
-    const std::vector<int64_t> &shape = spec_.values[op.result].shape;
+    // A factor applied after the reduction (the dot scale, the mixture
+    // weight).
+    Expr scaleOutput;
     GradLayout layout = GradLayout::Materialized;
     Var tileVar = i;
     RDom red;
@@ -1218,7 +1218,7 @@ private:
           layout = GradLayout::KeyTiled;
           tileVar = j;
         }
-        scaleOutput_ = w * ps.scale;
+        scaleOutput = w * ps.scale;
         break;
       }
       case ScoreKind::Random: {
@@ -1230,7 +1230,7 @@ private:
         f(j, i, h) += Halide::select(inside, dS(jc, ic, h, red), 0.0f);
         layout = GradLayout::BatchReduced;
         tileVar = i;
-        scaleOutput_ = w;
+        scaleOutput = w;
         break;
       }
       case ScoreKind::FactorizedRandom: {
@@ -1253,7 +1253,7 @@ private:
               j < keys, Halide::sum(gsum(jc, ri, h) * at(r1, {h, ri, c})),
               0.0f);
         }
-        scaleOutput_ = w;
+        scaleOutput = w;
         break;
       }
       case ScoreKind::Dense:
@@ -1270,15 +1270,13 @@ private:
     Func result(absl::StrCat("attention_grad_", op.result));
     std::vector<Var> fv = f.args();
     std::vector<Expr> fargs(fv.begin(), fv.end());
-    Expr scaled = scaleOutput_.defined() ? f(fargs) * scaleOutput_ : f(fargs);
+    Expr scaled = scaleOutput.defined() ? f(fargs) * scaleOutput : f(fargs);
     result(fv) = scaled;
-    scaleOutput_ = Expr();
     Func wrapped(absl::StrCat("fused_attention_grad_out_", op.result));
     std::vector<Expr> rowMajor(v.begin(), v.end());
     std::reverse(rowMajor.begin(), rowMajor.end());
     std::vector<Var> rv(v.rbegin(), v.rend());
     wrapped(rv) = result(rowMajor);
-    (void)shape;
     attentionGrad_ = AttentionGradFuncs{f,  result, layout, tileVar, red,
                                         dS, dP,     vT,     sf,      prob};
     hasAttentionGrad_ = true;
@@ -1299,7 +1297,6 @@ private:
     Func hid = sf.hidden[part], pre = sf.pre[part];
     RDom bi(0, queries, 0, batch, tag + "_bi");
     int hidden = static_cast<int>(w1.dim(2));
-    RDom rk(0, hidden, tag + "_k");
     // Gradient of the hidden layer (before relu), per query.
     Func dHid(tag + "_dhidden");
     Func dA(tag + "_da"), dB(tag + "_db");
@@ -1377,7 +1374,6 @@ private:
       f(k, h) = 0.0f;
       f(k, h) += dHid(k, bi.x, h, bi.y);
     }
-    (void)rk;
   }
 
   void scheduleStats() {
@@ -1975,8 +1971,6 @@ private:
   bool hasStats_ = false;
   /// Mixture weights alpha(m, h) of the op being emitted.
   Func mixAlpha_;
-  /// A factor applied to the gradient after its reduction (scale, alpha).
-  Expr scaleOutput_;
   bool hasAttention_ = false;
   int attentionKeyTile_ = 64;
 };
