@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
 #include <map>
@@ -27,7 +28,12 @@
 #include <cuda.h>
 #else
 extern "C" {
-typedef enum cudaError_enum { CUDA_SUCCESS = 0 } CUresult;
+typedef enum cudaError_enum {
+  CUDA_SUCCESS = 0,
+  CUDA_ERROR_INVALID_IMAGE = 200,
+  CUDA_ERROR_NO_BINARY_FOR_GPU = 209,
+  CUDA_ERROR_FILE_NOT_FOUND = 301
+} CUresult;
 typedef int CUdevice;
 typedef unsigned long long CUdeviceptr;
 typedef struct CUctx_st *CUcontext;
@@ -264,8 +270,15 @@ absl::Status checkCudaArch(const std::string &arch, int major, int minor,
 // CudaDevice
 //===----------------------------------------------------------------------===//
 
+std::string defaultCudaDriverLibrary() {
+  const char *library = std::getenv("SYNTH_CUDA_DRIVER");
+  return library && *library ? std::string(library) : kCudaDriverLibrary;
+}
+
 absl::StatusOr<std::unique_ptr<CudaDevice>>
-CudaDevice::open(int ordinal, const std::string &driverLibrary) {
+CudaDevice::open(int ordinal, const std::string &requestedLibrary) {
+  const std::string driverLibrary =
+      requestedLibrary.empty() ? defaultCudaDriverLibrary() : requestedLibrary;
   absl::StatusOr<const CudaDriver *> loaded = loadDriver(driverLibrary);
   if (!loaded.ok()) {
     return loaded.status();
@@ -524,7 +537,14 @@ CudaSession::create(const CudaDevice &device, const Artifact &artifact,
   }
 
   // Modules and functions: the cubin when there is one (the arch was checked
-  // above), else the PTX, which the driver compiles for this device.
+  // above), else the PTX, which the driver compiles for this device; also
+  // the PTX when the driver refuses the cubin as not for this device (a
+  // newer GPU of the same major version, or a driver that runs PTX only).
+  auto loadModule = [&](const std::string &file, CUmodule &module) {
+    const std::string *image = artifact.moduleImage(file);
+    return image ? driver.moduleLoadData(&module, image->c_str())
+                 : CUDA_ERROR_FILE_NOT_FOUND;
+  };
   for (size_t c = 0; c < entry->calls.size(); ++c) {
     const CallInfo &call = entry->calls[c];
     const CudaKernelInfo *kernel = cuda.findKernel(call.kernel);
@@ -541,15 +561,22 @@ CudaSession::create(const CudaDevice &device, const Artifact &artifact,
     if (loadedModule != impl.modules.end()) {
       module = loadedModule->second;
     } else {
-      const std::string *image = artifact.moduleImage(file);
-      if (!image) {
+      if (!artifact.moduleImage(file)) {
         return absl::InternalError(absl::StrCat(
             where, ": ", file, " was not loaded with the artifact"));
       }
-      CUresult result = driver.moduleLoadData(&module, image->c_str());
+      CUresult result = loadModule(file, module);
+      std::string tried = file;
+      if ((result == CUDA_ERROR_NO_BINARY_FOR_GPU ||
+           result == CUDA_ERROR_INVALID_IMAGE) &&
+          file != kernel->ptx && artifact.moduleImage(kernel->ptx)) {
+        std::string why = driver.errorText(result);
+        result = loadModule(kernel->ptx, module);
+        tried = absl::StrCat(kernel->ptx, " (after ", file, ": ", why, ")");
+      }
       if (result != CUDA_SUCCESS) {
         return absl::FailedPreconditionError(absl::StrCat(
-            where, ": cannot load ", file, ": ", driver.errorText(result)));
+            where, ": cannot load ", tried, ": ", driver.errorText(result)));
       }
       impl.modules[file] = module;
     }

@@ -31,6 +31,11 @@ namespace synth::rt {
 /// The driver library open() loads by default.
 inline constexpr const char *kCudaDriverLibrary = "libcuda.so.1";
 
+/// The driver library to load: $SYNTH_CUDA_DRIVER when set and not empty (a
+/// path or a name dlopen searches: another libcuda, or the test suite's
+/// PTX interpreter, test/ptxsim), else kCudaDriverLibrary.
+std::string defaultCudaDriverLibrary();
+
 /// The function table of a loaded driver (CudaDevice.cpp).
 struct CudaDriver;
 
@@ -42,10 +47,11 @@ absl::Status checkCudaArch(const std::string &arch, int major, int minor,
 
 class CudaDevice {
 public:
-  /// Loads the driver `driverLibrary` (a name dlopen searches, or a path),
-  /// initializes it and retains the primary context of GPU `ordinal`.
+  /// Loads the driver `driverLibrary` (a name dlopen searches, or a path;
+  /// empty: defaultCudaDriverLibrary()), initializes it and retains the
+  /// primary context of GPU `ordinal`.
   static absl::StatusOr<std::unique_ptr<CudaDevice>>
-  open(int ordinal = 0, const std::string &driverLibrary = kCudaDriverLibrary);
+  open(int ordinal = 0, const std::string &driverLibrary = "");
 
   ~CudaDevice();
   CudaDevice(const CudaDevice &) = delete;

@@ -454,10 +454,14 @@ private:
 
   absl::Status readCuda(const json::Value &value, CudaInfo &cuda) {
     SYNTH_RETURN_IF_ERROR(checkKeys(value, "cuda", {"arch", "abi", "kernels"},
-                                    {"skipped_entries"}));
+                                    {"skipped_entries", "precision"}));
     SYNTH_RETURN_IF_ERROR(
         readString(*value.find("arch"), "cuda.arch", cuda.arch));
     SYNTH_RETURN_IF_ERROR(readString(*value.find("abi"), "cuda.abi", cuda.abi));
+    if (const json::Value *precision = value.find("precision")) {
+      SYNTH_RETURN_IF_ERROR(
+          readString(*precision, "cuda.precision", cuda.precision));
+    }
     if (const json::Value *skipped = value.find("skipped_entries")) {
       SYNTH_RETURN_IF_ERROR(
           readStrings(*skipped, "cuda.skipped_entries", cuda.skippedEntries));
@@ -932,6 +936,13 @@ private:
                           absl::StrCat(json::quote(cuda.arch),
                                        " differs from target.arch ",
                                        json::quote(m_.target.arch)));
+    }
+    if (cuda.precision != "f32" && cuda.precision != "bf16" &&
+        cuda.precision != "f16") {
+      return errors_.fail("cuda.precision",
+                          absl::StrCat("unknown precision ",
+                                       json::quote(cuda.precision),
+                                       " (expected f32, bf16 or f16)"));
     }
     if (cuda.abi != kCudaAbi) {
       return errors_.fail("cuda.abi", absl::StrCat("unsupported kernel ABI ",
@@ -1534,6 +1545,7 @@ std::string serializeManifest(const Manifest &manifest) {
     json::Value cuda = json::Value::object();
     cuda.set("arch", json::Value::string(info.arch));
     cuda.set("abi", json::Value::string(info.abi));
+    cuda.set("precision", json::Value::string(info.precision));
     json::Value kernels = json::Value::object();
     for (const CudaKernelInfo &kernel : info.kernels) {
       json::Value item = json::Value::object();

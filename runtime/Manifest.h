@@ -126,6 +126,9 @@ struct CudaKernelInfo {
 struct CudaInfo {
   std::string arch = "sm_90a";
   std::string abi = kCudaAbi;
+  /// Arithmetic of the matmul-shaped kernels: "f32", or "bf16"/"f16" (16-bit
+  /// inputs on tensor cores, f32 accumulation).
+  std::string precision = "f32";
   std::vector<CudaKernelInfo> kernels;
   std::vector<std::string> skippedEntries;
 

@@ -32,17 +32,7 @@ namespace synth::cuda {
 using namespace mlir;
 namespace fs = std::filesystem;
 
-namespace {
-
-json::Value integers(const std::array<int64_t, 3> &values) {
-  json::Value out = json::Value::array();
-  for (int64_t v : values) {
-    out.push(json::Value::integer(v));
-  }
-  return out;
-}
-
-} // namespace
+namespace {} // namespace
 
 absl::Status writeCudaArtifact(ModuleOp module,
                                const std::vector<ParamInfo> &table,
@@ -67,10 +57,12 @@ absl::Status writeCudaArtifact(ModuleOp module,
   for (const ParamInfo &p : table) {
     manifest.parameters.push_back({p.name, p.shape, DType::F32, p.trainable});
   }
-  json::Value skipped = json::Value::array();
+  rt::CudaInfo cuda;
+  cuda.arch = options.target.arch;
+  cuda.precision = options.target.precision;
   for (func::FuncOp func : module.getOps<func::FuncOp>()) {
     if (!isCudaEntry(func.getSymName().str())) {
-      skipped.push(json::Value::string(func.getSymName().str()));
+      cuda.skippedEntries.push_back(func.getSymName().str());
       continue;
     }
     absl::StatusOr<rt::EntryInfo> entry = codegen::planEntry(func);
@@ -104,15 +96,15 @@ absl::Status writeCudaArtifact(ModuleOp module,
   }
 
   std::vector<std::string> files;
-  json::Value kernels = json::Value::object();
   for (const LaunchInfo &launch : launches) {
     auto found = ptxOf.find(launch.name);
     if (found == ptxOf.end()) {
       return absl::InternalError(
           absl::StrCat("CUDA back end: no PTX for kernel ", launch.name));
     }
-    json::Value entry = json::Value::object();
-    entry.set("entry", json::Value::string(launch.name));
+    rt::CudaKernelInfo kernel;
+    kernel.name = launch.name;
+    kernel.entry = launch.name;
     std::string ptxName = launch.name + ".ptx";
     if (absl::Status s = writeFileAtomic(
             (fs::path(options.output) / ptxName).string(), found->second);
@@ -120,7 +112,7 @@ absl::Status writeCudaArtifact(ModuleOp module,
       return s;
     }
     files.push_back(ptxName);
-    entry.set("ptx", json::Value::string(ptxName));
+    kernel.ptx = ptxName;
     if (haveToolkit) {
       std::string log;
       absl::StatusOr<std::string> cubin =
@@ -136,14 +128,15 @@ absl::Status writeCudaArtifact(ModuleOp module,
         return s;
       }
       files.push_back(cubinName);
-      entry.set("cubin", json::Value::string(cubinName));
+      kernel.cubin = cubinName;
     }
-    entry.set("grid", integers(launch.grid));
-    entry.set("block", integers(launch.block));
-    entry.set("shared_bytes", json::Value::integer(launch.sharedBytes));
-    entry.set("anchor", json::Value::string(launch.anchor));
-    kernels.set(launch.name, std::move(entry));
+    kernel.grid = launch.grid;
+    kernel.block = launch.block;
+    kernel.sharedBytes = launch.sharedBytes;
+    kernel.anchor = launch.anchor;
+    cuda.kernels.push_back(std::move(kernel));
   }
+  manifest.cuda = std::move(cuda);
 
   if (absl::Status s =
           codegen::writeInitialWeights(options.output, table, seed);
@@ -162,21 +155,9 @@ absl::Status writeCudaArtifact(ModuleOp module,
     return absl::InternalError(absl::StrCat(
         "the compiler produced an invalid manifest: ", s.message()));
   }
-  // The common manifest, plus what only a CUDA runtime needs.
-  absl::StatusOr<json::Value> document =
-      json::parse(rt::serializeManifest(manifest), manifestPath);
-  if (!document.ok()) {
-    return document.status();
-  }
-  json::Value cuda = json::Value::object();
-  cuda.set("arch", json::Value::string(options.target.arch));
-  cuda.set("abi", json::Value::string("bare-pointers"));
-  cuda.set("kernels", std::move(kernels));
-  cuda.set("skipped_entries", std::move(skipped));
-  // The linear kernels' precision (f32, or bf16/f16 on tensor cores).
-  cuda.set("precision", json::Value::string(options.target.precision));
-  document->set("cuda", std::move(cuda));
-  return writeFileAtomic(manifestPath, json::serialize(*document, true) + "\n");
+  // Written by the runtime's serializer from the manifest just validated: the
+  // compiler cannot write a "cuda" key the runtime would refuse.
+  return writeFileAtomic(manifestPath, rt::serializeManifest(manifest));
 }
 
 } // namespace synth::cuda

@@ -343,7 +343,7 @@ int main(int argc, char **argv) {
   };
   for (Check check : {Check{"forward", "logits", "ref.logits"},
                       Check{"loss", "loss", "ref.loss"}}) {
-    auto session = synth::rt::Session::create(**artifact, check.entry, weights);
+    auto session = makeSession(check.entry);
     if (!session.ok()) {
       std::fprintf(stderr, "error: %s\n",
                    std::string(session.status().message()).c_str());

@@ -17,6 +17,7 @@
 
 #include "gtest/gtest.h"
 
+#include <cstdlib>
 #include <dlfcn.h>
 #include <sys/stat.h>
 
@@ -260,12 +261,27 @@ TEST(CudaDevice, DefaultDriverWhenAbsent) {
     ::dlclose(handle);
     GTEST_SKIP() << "this machine has a CUDA driver";
   }
+  ::unsetenv("SYNTH_CUDA_DRIVER");
   absl::StatusOr<std::unique_ptr<rt::CudaDevice>> device =
       rt::CudaDevice::open();
   ASSERT_FALSE(device.ok());
   EXPECT_EQ(device.status().message(),
             "no CUDA driver: libcuda.so.1 not found (this machine has no "
             "NVIDIA GPU driver)");
+}
+
+TEST(CudaDevice, DriverFromTheEnvironment) {
+  ::setenv("SYNTH_CUDA_DRIVER", "/nonexistent/libsynth-other-driver.so", 1);
+  EXPECT_EQ(rt::defaultCudaDriverLibrary(),
+            "/nonexistent/libsynth-other-driver.so");
+  absl::StatusOr<std::unique_ptr<rt::CudaDevice>> device =
+      rt::CudaDevice::open();
+  ::unsetenv("SYNTH_CUDA_DRIVER");
+  ASSERT_FALSE(device.ok());
+  EXPECT_EQ(device.status().message(),
+            "no CUDA driver: /nonexistent/libsynth-other-driver.so not found "
+            "(this machine has no NVIDIA GPU driver)");
+  EXPECT_EQ(rt::defaultCudaDriverLibrary(), rt::kCudaDriverLibrary);
 }
 
 TEST(CudaDevice, LibraryThatIsNotADriver) {

@@ -1,0 +1,378 @@
+// ptxsim's own tests: hand-written PTX whose results plain C++ loops predict,
+// for the parts the kernels of synthc lean on (address arithmetic, shared
+// memory and barriers, warp shuffles, mma.sync fragment layouts, f32->bf16
+// rounding), and the errors it must raise (out-of-bounds accesses, deadlocks,
+// unknown instructions).
+
+#include "test/ptxsim/PtxSim.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+namespace synth::ptxsim {
+namespace {
+
+// out[i] = in[i] * 2 + tid.x, i = ctaid.x * ntid.x + tid.x, guarded by n.
+constexpr const char *kScale = R"(
+.version 8.0
+.target sm_90a
+.address_size 64
+.visible .entry scale(
+	.param .u64 .ptr .align 1 scale_param_0,
+	.param .u64 .ptr .align 1 scale_param_1,
+	.param .u64 scale_param_2
+)
+.maxntid 64, 1, 1
+{
+	.reg .pred 	%p<2>;
+	.reg .b32 	%r<8>;
+	.reg .b64 	%rd<10>;
+	ld.param.b64 	%rd1, [scale_param_0];
+	cvta.to.global.u64 	%rd2, %rd1;
+	ld.param.b64 	%rd3, [scale_param_1];
+	cvta.to.global.u64 	%rd4, %rd3;
+	ld.param.b64 	%rd9, [scale_param_2];
+	mov.u32 	%r1, %tid.x;
+	mov.u32 	%r2, %ctaid.x;
+	mov.u32 	%r3, %ntid.x;
+	mad.lo.s32 	%r4, %r2, %r3, %r1;
+	cvt.u64.u32 	%rd5, %r4;
+	setp.ge.u64 	%p1, %rd5, %rd9;
+	@%p1 bra 	$L__done;
+	mul.wide.u32 	%rd6, %r4, 4;
+	add.s64 	%rd7, %rd2, %rd6;
+	ld.global.b32 	%r5, [%rd7];
+	mov.b32 	%r6, %r5;
+	add.rn.f32 	%r6, %r6, %r6;
+	cvt.rn.f32.u32 	%r7, %r1;
+	add.rn.f32 	%r6, %r6, %r7;
+	add.s64 	%rd8, %rd4, %rd6;
+	st.global.b32 	[%rd8], %r6;
+$L__done:
+	ret;
+}
+)";
+
+TEST(PtxSim, GridAndGuardedStores) {
+  auto module = Module::parse(kScale);
+  ASSERT_TRUE(module.ok()) << module.status();
+  const Kernel *kernel = (*module)->kernel("scale");
+  ASSERT_NE(kernel, nullptr);
+  EXPECT_EQ(maxThreadsPerBlock(*kernel), 64);
+  Memory memory;
+  const uint64_t n = 100;
+  float *in = static_cast<float *>(memory.allocate(n * 4));
+  float *out = static_cast<float *>(memory.allocate(n * 4));
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> dist(-1, 1);
+  for (uint64_t i = 0; i < n; ++i) {
+    in[i] = dist(rng);
+  }
+  void *params[] = {&in, &out, const_cast<uint64_t *>(&n)};
+  ASSERT_TRUE(launch(*kernel, {4, 1, 1}, {32, 1, 1}, params, memory).ok());
+  for (uint64_t i = 0; i < n; ++i) {
+    EXPECT_EQ(out[i], in[i] * 2 + float(i % 32)) << i;
+  }
+}
+
+TEST(PtxSim, OutOfBoundsGlobalAccessIsAnError) {
+  auto module = Module::parse(kScale);
+  ASSERT_TRUE(module.ok());
+  Memory memory;
+  const uint64_t n = 100; // claims 100 elements, has 64
+  float *in = static_cast<float *>(memory.allocate(64 * 4));
+  float *out = static_cast<float *>(memory.allocate(n * 4));
+  void *params[] = {&in, &out, const_cast<uint64_t *>(&n)};
+  absl::Status status = launch(*(*module)->kernel("scale"), {4, 1, 1},
+                               {32, 1, 1}, params, memory);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("global load of 4 bytes"), std::string::npos)
+      << status;
+  EXPECT_NE(status.message().find("block (2,0,0), thread (0,0,0)"),
+            std::string::npos)
+      << status;
+}
+
+// Reverses 64 floats through shared memory (needs the barrier), then each
+// warp sums its values with a butterfly shuffle: out[i] = warp sum of the
+// reversed input.
+constexpr const char *kReverseSum = R"(
+.version 8.0
+.target sm_80
+.address_size 64
+.visible .entry reverse_sum(
+	.param .u64 .ptr .align 1 p0,
+	.param .u64 .ptr .align 1 p1
+)
+.maxntid 64, 1, 1
+{
+	.reg .b32 	%r<20>;
+	.reg .b64 	%rd<20>;
+	.reg .pred 	%p<4>;
+	.shared .align 4 .b8 buffer[256];
+	ld.param.b64 	%rd1, [p0];
+	ld.param.b64 	%rd2, [p1];
+	mov.u32 	%r1, %tid.x;
+	mul.wide.u32 	%rd3, %r1, 4;
+	add.s64 	%rd4, %rd1, %rd3;
+	ld.global.b32 	%r2, [%rd4];
+	mov.b64 	%rd5, buffer;
+	add.s64 	%rd6, %rd5, %rd3;
+	st.shared.b32 	[%rd6], %r2;
+	bar.sync 	0;
+	sub.s32 	%r3, 63, %r1;
+	mul.wide.u32 	%rd7, %r3, 4;
+	add.s64 	%rd8, %rd5, %rd7;
+	ld.shared.b32 	%r4, [%rd8];
+	shfl.sync.bfly.b32 	%r5|%p1, %r4, 16, 31, -1;
+	add.rn.f32 	%r6, %r4, %r5;
+	shfl.sync.bfly.b32 	%r7, %r6, 8, 31, -1;
+	add.rn.f32 	%r8, %r6, %r7;
+	shfl.sync.bfly.b32 	%r9, %r8, 4, 31, -1;
+	add.rn.f32 	%r10, %r8, %r9;
+	shfl.sync.bfly.b32 	%r11, %r10, 2, 31, -1;
+	add.rn.f32 	%r12, %r10, %r11;
+	shfl.sync.bfly.b32 	%r13, %r12, 1, 31, -1;
+	add.rn.f32 	%r14, %r12, %r13;
+	add.s64 	%rd9, %rd2, %rd3;
+	st.global.b32 	[%rd9], %r14;
+	ret;
+}
+)";
+
+TEST(PtxSim, SharedMemoryBarrierAndShuffles) {
+  auto module = Module::parse(kReverseSum);
+  ASSERT_TRUE(module.ok()) << module.status();
+  const Kernel &kernel = *(*module)->kernel("reverse_sum");
+  EXPECT_EQ(sharedBytes(kernel), 256);
+  Memory memory;
+  float *in = static_cast<float *>(memory.allocate(64 * 4));
+  float *out = static_cast<float *>(memory.allocate(64 * 4));
+  for (int i = 0; i < 64; ++i) {
+    in[i] = float(i * i % 17) - 8; // small integers: sums are exact
+  }
+  void *params[] = {&in, &out};
+  ASSERT_TRUE(launch(kernel, {1, 1, 1}, {64, 1, 1}, params, memory).ok());
+  for (int i = 0; i < 64; ++i) {
+    float expected = 0;
+    int warp = i / 32;
+    for (int lane = 0; lane < 32; ++lane) {
+      expected += in[63 - (warp * 32 + lane)];
+    }
+    EXPECT_EQ(out[i], expected) << i;
+  }
+}
+
+// The same kernel with the barrier only in the first warp's path: the
+// second warp never arrives.
+TEST(PtxSim, DivergentBarrierIsAnError) {
+  std::string ptx = kReverseSum;
+  size_t at = ptx.find("\tbar.sync");
+  ASSERT_NE(at, std::string::npos);
+  ptx.insert(at, "\tsetp.ge.u32 \t%p2, %r1, 32;\n\t@%p2 bra \t$L__skip;\n");
+  at = ptx.find("\tsub.s32");
+  ptx.insert(at, "$L__skip:\n");
+  auto module = Module::parse(ptx);
+  ASSERT_TRUE(module.ok()) << module.status();
+  Memory memory;
+  float *in = static_cast<float *>(memory.allocate(64 * 4));
+  float *out = static_cast<float *>(memory.allocate(64 * 4));
+  void *params[] = {&in, &out};
+  absl::Status status = launch(*(*module)->kernel("reverse_sum"), {1, 1, 1},
+                               {64, 1, 1}, params, memory);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("exited without reaching the barrier"),
+            std::string::npos)
+      << status;
+}
+
+// One m16n8k16 bf16 MMA: each lane loads its A, B and C fragments from
+// global memory in the PTX ISA's layout and stores D the same way; the test
+// lays the matrices out with that layout written independently here.
+constexpr const char *kMma = R"(
+.version 8.0
+.target sm_90a
+.address_size 64
+.visible .entry mma(
+	.param .u64 .ptr .align 1 pa,
+	.param .u64 .ptr .align 1 pb,
+	.param .u64 .ptr .align 1 pc,
+	.param .u64 .ptr .align 1 pd
+)
+.maxntid 32, 1, 1
+{
+	.reg .b32 	%r<30>;
+	.reg .b64 	%rd<20>;
+	ld.param.b64 	%rd1, [pa];
+	ld.param.b64 	%rd2, [pb];
+	ld.param.b64 	%rd3, [pc];
+	ld.param.b64 	%rd4, [pd];
+	mov.u32 	%r1, %laneid;
+	mul.wide.u32 	%rd5, %r1, 16;
+	add.s64 	%rd6, %rd1, %rd5;
+	ld.global.v4.b32 	{%r2, %r3, %r4, %r5}, [%rd6];
+	mul.wide.u32 	%rd7, %r1, 8;
+	add.s64 	%rd8, %rd2, %rd7;
+	ld.global.v2.b32 	{%r6, %r7}, [%rd8];
+	add.s64 	%rd9, %rd3, %rd5;
+	ld.global.v4.b32 	{%r8, %r9, %r10, %r11}, [%rd9];
+	mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%r12, %r13, %r14, %r15}, {%r2, %r3, %r4, %r5}, {%r6, %r7}, {%r8, %r9, %r10, %r11};
+	add.s64 	%rd10, %rd4, %rd5;
+	st.global.v4.b32 	[%rd10], {%r12, %r13, %r14, %r15};
+	ret;
+}
+)";
+
+uint16_t toBf16(float x) { // exact for the values used: no rounding
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+TEST(PtxSim, MmaM16n8k16Bf16FragmentLayout) {
+  auto module = Module::parse(kMma);
+  ASSERT_TRUE(module.ok()) << module.status();
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> small(-8, 8);
+  float A[16][16], B[16][8], C[16][8];
+  for (auto &row : A) {
+    for (float &x : row) {
+      x = small(rng) / 4.0f;
+    }
+  }
+  for (auto &row : B) {
+    for (float &x : row) {
+      x = small(rng) / 4.0f;
+    }
+  }
+  for (auto &row : C) {
+    for (float &x : row) {
+      x = float(small(rng));
+    }
+  }
+  Memory memory;
+  auto *a = static_cast<uint16_t *>(memory.allocate(32 * 8 * 2));
+  auto *b = static_cast<uint16_t *>(memory.allocate(32 * 4 * 2));
+  auto *c = static_cast<float *>(memory.allocate(32 * 4 * 4));
+  auto *d = static_cast<float *>(memory.allocate(32 * 4 * 4));
+  // PTX ISA, mma.m16n8k16 (.bf16): groupID = lane / 4,
+  // threadID_in_group = lane % 4.
+  // A: a_i, i in 0..7: row = groupID (+8 for i in {2,3,6,7}),
+  //    col = 2 * threadID_in_group + (i & 1) (+8 for i >= 4).
+  // B: b_i, i in 0..3: row (k) = 2 * threadID_in_group + (i & 1) (+8 for
+  //    i >= 2), col (n) = groupID.
+  // C/D: c_i: row = groupID (+8 for i >= 2), col = 2 * threadID_in_group +
+  //    (i & 1).
+  for (int lane = 0; lane < 32; ++lane) {
+    int g = lane / 4, t = lane % 4;
+    for (int i = 0; i < 8; ++i) {
+      int row = g + ((i == 2 || i == 3 || i == 6 || i == 7) ? 8 : 0);
+      int col = 2 * t + (i & 1) + (i >= 4 ? 8 : 0);
+      a[lane * 8 + i] = toBf16(A[row][col]);
+    }
+    for (int i = 0; i < 4; ++i) {
+      b[lane * 4 + i] = toBf16(B[2 * t + (i & 1) + (i >= 2 ? 8 : 0)][g]);
+    }
+    for (int i = 0; i < 4; ++i) {
+      c[lane * 4 + i] = C[g + (i >= 2 ? 8 : 0)][2 * t + (i & 1)];
+    }
+  }
+  void *params[] = {&a, &b, &c, &d};
+  absl::Status status =
+      launch(*(*module)->kernel("mma"), {1, 1, 1}, {32, 1, 1}, params, memory);
+  ASSERT_TRUE(status.ok()) << status;
+  for (int lane = 0; lane < 32; ++lane) {
+    int g = lane / 4, t = lane % 4;
+    for (int i = 0; i < 4; ++i) {
+      int row = g + (i >= 2 ? 8 : 0), col = 2 * t + (i & 1);
+      float expected = C[row][col];
+      for (int k = 0; k < 16; ++k) {
+        expected += A[row][k] * B[k][col];
+      }
+      EXPECT_EQ(d[lane * 4 + i], expected) << "lane " << lane << " i " << i;
+    }
+  }
+}
+
+// cvt.rn.bf16.f32 rounds to nearest even; bf16 -> f32 is exact.
+constexpr const char *kBf16 = R"(
+.version 8.0
+.target sm_90a
+.address_size 64
+.visible .entry round(
+	.param .u64 .ptr .align 1 p0,
+	.param .u64 .ptr .align 1 p1
+)
+{
+	.reg .b16 	%rs<4>;
+	.reg .b32 	%r<4>;
+	.reg .b64 	%rd<8>;
+	ld.param.b64 	%rd1, [p0];
+	ld.param.b64 	%rd2, [p1];
+	mov.u32 	%r1, %tid.x;
+	mul.wide.u32 	%rd3, %r1, 4;
+	add.s64 	%rd4, %rd1, %rd3;
+	ld.global.b32 	%r2, [%rd4];
+	cvt.rn.bf16.f32 	%rs1, %r2;
+	cvt.f32.bf16 	%r3, %rs1;
+	add.s64 	%rd5, %rd2, %rd3;
+	st.global.b32 	[%rd5], %r3;
+	ret;
+}
+)";
+
+TEST(PtxSim, Bf16RoundsToNearestEven) {
+  auto module = Module::parse(kBf16);
+  ASSERT_TRUE(module.ok()) << module.status();
+  Memory memory;
+  auto *in = static_cast<float *>(memory.allocate(4 * 4));
+  auto *out = static_cast<float *>(memory.allocate(4 * 4));
+  // 1 + 2^-8 is halfway between bf16 neighbours 1 and 1 + 2^-7: even is 1.
+  // 1 + 3 * 2^-8 is halfway between 1 + 2^-7 and 1 + 2^-6: even is 1 + 2^-6.
+  in[0] = 1.0f + std::ldexp(1.0f, -8);
+  in[1] = 1.0f + 3 * std::ldexp(1.0f, -8);
+  in[2] = 1.0f + std::ldexp(1.0f, -8) + std::ldexp(1.0f, -20);
+  in[3] = -3.0f;
+  void *params[] = {&in, &out};
+  ASSERT_TRUE(
+      launch(*(*module)->kernel("round"), {1, 1, 1}, {4, 1, 1}, params, memory)
+          .ok());
+  EXPECT_EQ(out[0], 1.0f);
+  EXPECT_EQ(out[1], 1.0f + std::ldexp(1.0f, -6));
+  EXPECT_EQ(out[2], 1.0f + std::ldexp(1.0f, -7));
+  EXPECT_EQ(out[3], -3.0f);
+}
+
+TEST(PtxSim, UnknownInstructionsAreRejectedByName) {
+  std::string ptx = kBf16;
+  ptx.replace(ptx.find("cvt.f32.bf16"), 12, "wgmma.fence.sync.aligned");
+  auto module = Module::parse(ptx);
+  ASSERT_FALSE(module.ok());
+  EXPECT_NE(module.status().message().find("unsupported instruction wgmma"),
+            std::string::npos)
+      << module.status();
+}
+
+TEST(PtxSim, ReadingUninitializedSharedMemoryGivesNaN) {
+  // Shared memory starts as 0xff bytes: the f32 NaN pattern.
+  std::string ptx = kReverseSum;
+  ptx.erase(ptx.find("\tst.shared.b32"),
+            std::string("\tst.shared.b32 \t[%rd6], %r2;").size());
+  auto module = Module::parse(ptx);
+  ASSERT_TRUE(module.ok()) << module.status();
+  Memory memory;
+  float *in = static_cast<float *>(memory.allocate(64 * 4));
+  float *out = static_cast<float *>(memory.allocate(64 * 4));
+  std::memset(in, 0, 64 * 4);
+  void *params[] = {&in, &out};
+  ASSERT_TRUE(launch(*(*module)->kernel("reverse_sum"), {1, 1, 1}, {64, 1, 1},
+                     params, memory)
+                  .ok());
+  EXPECT_TRUE(std::isnan(out[0]));
+}
+
+} // namespace
+} // namespace synth::ptxsim
