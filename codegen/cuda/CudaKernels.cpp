@@ -57,6 +57,10 @@ constexpr float kMaskedScore = -1e30f;
 /// Attention tiling: queries per block, keys per tile.
 constexpr int64_t kQueryTile = 16;
 constexpr int64_t kKeyTile = 32;
+/// Tensor-core attention: queries per block (one warp per 16).
+constexpr int64_t kMmaQueryTile = 64;
+/// Its register budget per thread (.maxnreg).
+constexpr int32_t kMmaAttentionRegs = 128;
 /// Static shared memory per block without opting in to more.
 constexpr int64_t kMaxSharedBytes = 48 * 1024;
 
@@ -342,7 +346,7 @@ public:
                                    b_.getFunctionType(args, {}), shared,
                                    TypeRange{});
     func_->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b_.getUnitAttr());
-    if (useMma()) {
+    if (useMma() || mmaAttention_) {
       // Fragments are read as 32-bit words: align the shared tiles.
       for (size_t i = 0; i < shared_.size(); ++i) {
         func_.setWorkgroupAttributionAttr(i, "llvm.align",
@@ -367,6 +371,12 @@ public:
         b_.getDenseI32ArrayAttr({static_cast<int32_t>(info_.block[0]),
                                  static_cast<int32_t>(info_.block[1]),
                                  static_cast<int32_t>(info_.block[2])}));
+    if (mmaAttention_) {
+      // Left to itself, ptxas (sm_80) squeezes the tensor-core attention
+      // into 72 registers and spills; a budget of 128 (4 blocks of 128
+      // threads per SM) keeps every value in registers.
+      func_->setAttr("nvvm.maxnreg", b_.getI32IntegerAttr(kMmaAttentionRegs));
+    }
     return info_;
   }
 
@@ -1058,8 +1068,12 @@ private:
   };
   SmallVector<Part> parts_;
   int values_ = -1, scores_ = -1;
-  int64_t groups_ = 1; // threads per query row
+  int64_t groups_ = 1; // threads per query row (f32)
   int64_t threads_ = 1;
+  /// Tensor-core attention (bf16/f16, see mmaAttentionFits).
+  bool mmaAttention_ = false;
+  /// Queries per block: kQueryTile (f32), kMmaQueryTile (tensor cores).
+  int64_t qTile_ = kQueryTile;
 
   absl::Status planAttentionShared(mlir::synth::FusedAttentionOp op) {
     if (op.getQueryOffset()) {
@@ -1068,10 +1082,19 @@ private:
     }
     Type f32 = b_.getF32Type();
     int64_t d = shapeOf(op.getValues())[3];
-    groups_ = d % 8 == 0 ? 8 : d % 4 == 0 ? 4 : d % 2 == 0 ? 2 : 1;
-    threads_ = kQueryTile * groups_;
-    values_ = addShared("v_tile", {kKeyTile, d}, f32);
-    scores_ = addShared("s_tile", {kQueryTile, kKeyTile + 1}, f32);
+    mmaAttention_ = precision_ != "f32" && mmaAttentionFits(op);
+    Type staged = mmaAttention_ ? halfType() : f32;
+    if (mmaAttention_) {
+      qTile_ = kMmaQueryTile;
+      threads_ = 32 * (kMmaQueryTile / 16);
+      // V^T: the B operand of P V, k (keys) contiguous, rows padded.
+      values_ = addShared("vt_tile", {d, kKeyTile + 8}, staged);
+    } else {
+      groups_ = d % 8 == 0 ? 8 : d % 4 == 0 ? 4 : d % 2 == 0 ? 2 : 1;
+      threads_ = qTile_ * groups_;
+      values_ = addShared("v_tile", {kKeyTile, d}, f32);
+    }
+    scores_ = addShared("s_tile", {qTile_, kKeyTile + 1}, f32);
     for (auto [i, attr] : llvm::enumerate(
              op.getScoreParts().getAsRange<mlir::synth::ScorePartAttr>())) {
       Part part;
@@ -1089,22 +1112,24 @@ private:
         int64_t dq = shapeOf(part.operands[0])[3];
         part.scale = attr.getScale() ? attr.getScale().getValueAsDouble()
                                      : 1.0 / std::sqrt(double(dq));
-        part.queries = addShared("q_tile" + tag, {kQueryTile, dq}, f32);
-        // One padding column: lanes read keys of one column, conflict-free.
-        part.keys = addShared("k_tile" + tag, {kKeyTile, dq + 1}, f32);
+        // f32: one padding column, lanes read keys of one column
+        // conflict-free. MMA: rows padded by 8 halves, fragment loads hit
+        // 32 distinct banks.
+        int64_t pad = mmaAttention_ ? 8 : 0;
+        part.queries = addShared("q_tile" + tag, {qTile_, dq + pad}, staged);
+        part.keys = addShared("k_tile" + tag,
+                              {kKeyTile, dq + (mmaAttention_ ? 8 : 1)}, staged);
         break;
       }
       case mlir::synth::ScoreKind::Dense:
       case mlir::synth::ScoreKind::FactorizedDense: {
         int64_t hidden = shapeOf(part.operands[1])[2];
-        part.hidden = addShared("hidden" + tag, {kQueryTile, hidden}, f32);
+        part.hidden = addShared("hidden" + tag, {qTile_, hidden}, f32);
         if (part.kind == mlir::synth::ScoreKind::FactorizedDense) {
-          part.factorA =
-              addShared("factor_a" + tag,
-                        {kQueryTile, shapeOf(part.operands[3])[2]}, f32);
-          part.factorB =
-              addShared("factor_b" + tag,
-                        {kQueryTile, shapeOf(part.operands[5])[2]}, f32);
+          part.factorA = addShared("factor_a" + tag,
+                                   {qTile_, shapeOf(part.operands[3])[2]}, f32);
+          part.factorB = addShared("factor_b" + tag,
+                                   {qTile_, shapeOf(part.operands[5])[2]}, f32);
         }
         break;
       }
@@ -1115,6 +1140,43 @@ private:
       parts_.push_back(part);
     }
     return absl::OkStatus();
+  }
+
+  /// Whether the tensor-core attention applies: 16-bit precision, head dims
+  /// that fill MMA tiles (values: multiple of 8; dot queries and keys:
+  /// multiple of 16), and its shared memory within the static limit.
+  bool mmaAttentionFits(mlir::synth::FusedAttentionOp op) {
+    int64_t d = shapeOf(op.getValues())[3];
+    if (d % 8 != 0) {
+      return false;
+    }
+    int64_t bytes = d * (kKeyTile + 8) * 2 + kMmaQueryTile * (kKeyTile + 1) * 4;
+    for (auto [i, attr] : llvm::enumerate(
+             op.getScoreParts().getAsRange<mlir::synth::ScorePartAttr>())) {
+      auto operands = op.getPartOperands(i);
+      switch (attr.getKind()) {
+      case mlir::synth::ScoreKind::Dot: {
+        int64_t dq = shapeOf(operands[0])[3];
+        if (dq % 16 != 0) {
+          return false;
+        }
+        bytes += (kMmaQueryTile + kKeyTile) * (dq + 8) * 2;
+        break;
+      }
+      case mlir::synth::ScoreKind::Dense:
+        bytes += kMmaQueryTile * shapeOf(operands[1])[2] * 4;
+        break;
+      case mlir::synth::ScoreKind::FactorizedDense:
+        bytes += kMmaQueryTile *
+                 (shapeOf(operands[1])[2] + shapeOf(operands[3])[2] +
+                  shapeOf(operands[5])[2]) *
+                 4;
+        break;
+      default:
+        break;
+      }
+    }
+    return bytes <= kMaxSharedBytes;
   }
 
   /// Score of part `p` for local query row r (absolute, clamped, qi) and key
@@ -1162,52 +1224,63 @@ private:
     return zero;
   }
 
-  absl::Status emitAttention(mlir::synth::FusedAttentionOp op) {
-    ArrayRef<int64_t> vShape = shapeOf(op.getValues());
-    int64_t batch = vShape[0], heads = vShape[1], m = vShape[2], d = vShape[3];
-    int64_t n = shapeOf(op.getResult())[2];
-    int64_t perThread = d / groups_;
-    info_.block = {threads_, 1, 1};
-    info_.grid = {(n + kQueryTile - 1) / kQueryTile, heads, batch};
-    Value v = buffer(op.getValues());
-    Value tid = e_.threadId();
-    Value h = e_.blockId(gpu::Dimension::y);
-    Value bb = e_.blockId(gpu::Dimension::z);
-    Value q0 = e_.mul(e_.blockId(gpu::Dimension::x), kQueryTile);
-    Value row = e_.div(tid, groups_), group = e_.rem(tid, groups_);
-    Value zero = e_.f32(0.0);
+  /// Stores `v` (f32) into shared buffer `id`, rounded to its element type.
+  void storeShared(Value v, int id, ValueRange indices) {
+    Type element = shared_[id].element;
+    if (element != v.getType()) {
+      v = arith::TruncFOp::create(b_, e_.loc, element, v);
+    }
+    e_.store(v, shared(id), indices);
+  }
 
+  /// The indices of one attention block: batch, head, first query.
+  struct AttentionBlock {
+    Value tid, bb, h, q0;
+    SmallVector<Value> alpha; ///< mixture weights; empty for one part
+  };
+
+  AttentionBlock attentionBlock(mlir::synth::FusedAttentionOp op) {
+    AttentionBlock blk;
+    blk.tid = e_.threadId();
+    blk.h = e_.blockId(gpu::Dimension::y);
+    blk.bb = e_.blockId(gpu::Dimension::z);
+    blk.q0 = e_.mul(e_.blockId(gpu::Dimension::x), qTile_);
     // Mixture weights softmax(logits[h]) (per thread; m is tiny).
-    SmallVector<Value> alpha;
     if (parts_.size() > 1) {
       Value logits = buffer(op.getMixtureLogits());
       SmallVector<Value> raw;
       Value mx = e_.f32(kMaskedScore);
       for (size_t p = 0; p < parts_.size(); ++p) {
-        raw.push_back(e_.load(logits, {h, e_.idx(int64_t(p))}));
+        raw.push_back(e_.load(logits, {blk.h, e_.idx(int64_t(p))}));
         mx = e_.fmax(mx, raw.back());
       }
-      Value sum = zero;
+      Value sum = e_.f32(0.0);
       for (Value &r : raw) {
         r = e_.exp(e_.fsub(r, mx));
         sum = e_.fadd(sum, r);
       }
       for (Value r : raw) {
-        alpha.push_back(e_.fdiv(r, sum));
+        blk.alpha.push_back(e_.fdiv(r, sum));
       }
     }
+    return blk;
+  }
 
-    // Prologue, once per query tile: queries of dot parts, hidden layers
-    // (and factors) of dense parts.
-    auto queryOf = [&](Value r) { return e_.minI(e_.add(q0, r), n - 1); };
+  /// Prologue, once per query tile: queries of dot parts, hidden layers (and
+  /// factors) of dense parts, in shared memory; ends with a barrier.
+  void attentionPrologue(mlir::synth::FusedAttentionOp op,
+                         const AttentionBlock &blk) {
+    int64_t n = shapeOf(op.getResult())[2];
+    Value zero = e_.f32(0.0);
+    Value tid = blk.tid, bb = blk.bb, h = blk.h;
+    auto queryOf = [&](Value r) { return e_.minI(e_.add(blk.q0, r), n - 1); };
     for (const Part &p : parts_) {
       if (p.kind == mlir::synth::ScoreKind::Dot) {
         int64_t dq = shapeOf(p.operands[0])[3];
         Value q = buffer(p.operands[0]);
-        e_.strided(tid, kQueryTile * dq, threads_, [&](Value flat) {
+        e_.strided(tid, qTile_ * dq, threads_, [&](Value flat) {
           Value r = e_.div(flat, dq), c = e_.rem(flat, dq);
-          e_.store(e_.load(q, {bb, h, queryOf(r), c}), shared(p.queries),
-                   {r, c});
+          storeShared(e_.load(q, {bb, h, queryOf(r), c}), p.queries, {r, c});
         });
       }
       if (p.hidden >= 0) {
@@ -1215,7 +1288,7 @@ private:
               b1 = buffer(p.operands[2]);
         int64_t model = shapeOf(p.operands[0])[2];
         int64_t hidden = shapeOf(p.operands[1])[2];
-        e_.strided(tid, kQueryTile * hidden, threads_, [&](Value flat) {
+        e_.strided(tid, qTile_ * hidden, threads_, [&](Value flat) {
           Value r = e_.div(flat, hidden), c = e_.rem(flat, hidden);
           Value qi = queryOf(r);
           Value s = e_.loop(e_.idx(0), e_.idx(model), 1, {e_.load(b1, {h, c})},
@@ -1228,17 +1301,19 @@ private:
       }
     }
     e_.barrier();
+    bool factors = false;
     for (const Part &p : parts_) {
       if (p.factorA < 0) {
         continue;
       }
+      factors = true;
       int64_t hidden = shapeOf(p.operands[1])[2];
       for (auto [buf, w, bias] :
            {std::tuple<int, int, int>{p.factorA, 3, 4}, {p.factorB, 5, 6}}) {
         int64_t width = shapeOf(p.operands[w])[2];
         Value wm = buffer(p.operands[w]), bm = buffer(p.operands[bias]);
         int target = buf;
-        e_.strided(tid, kQueryTile * width, threads_, [&](Value flat) {
+        e_.strided(tid, qTile_ * width, threads_, [&](Value flat) {
           Value r = e_.div(flat, width), c = e_.rem(flat, width);
           Value s = e_.loop(e_.idx(0), e_.idx(hidden), 1, {e_.load(bm, {h, c})},
                             [&](Value t, ValueRange a) -> SmallVector<Value> {
@@ -1249,66 +1324,111 @@ private:
         });
       }
     }
-    e_.barrier();
-
-    // Key tiles: all of them, or (causal) up to the block's last query.
-    Value numTiles;
-    if (op.getCausal()) {
-      Value end = e_.minI(e_.minI(e_.add(q0, kQueryTile), n), m);
-      numTiles = e_.ceilDiv(end, kKeyTile);
-    } else {
-      numTiles = e_.idx((m + kKeyTile - 1) / kKeyTile);
+    if (factors) {
+      e_.barrier();
     }
+  }
+
+  /// Key tiles to visit: all of them, or (causal) up to the block's last
+  /// query.
+  Value keyTileCount(mlir::synth::FusedAttentionOp op, Value q0) {
+    int64_t m = shapeOf(op.getValues())[2];
+    int64_t n = shapeOf(op.getResult())[2];
+    if (op.getCausal()) {
+      Value end = e_.minI(e_.minI(e_.add(q0, qTile_), n), m);
+      return e_.ceilDiv(end, kKeyTile);
+    }
+    return e_.idx((m + kKeyTile - 1) / kKeyTile);
+  }
+
+  /// Stages K tiles of dot parts (keys k0 .. k0 + kKeyTile) in shared
+  /// memory.
+  void stageKeys(const AttentionBlock &blk, Value k0, int64_t m) {
+    for (const Part &p : parts_) {
+      if (p.keys < 0) {
+        continue;
+      }
+      int64_t dq = shapeOf(p.operands[1])[3];
+      Value k = buffer(p.operands[1]);
+      e_.strided(blk.tid, kKeyTile * dq, threads_, [&](Value flat) {
+        Value jj = e_.div(flat, dq), c = e_.rem(flat, dq);
+        Value key = e_.minI(e_.add(k0, jj), m - 1);
+        storeShared(e_.load(k, {blk.bb, blk.h, key, c}), p.keys, {jj, c});
+      });
+    }
+  }
+
+  /// The masked, mixed scores of one tile into the score tile. With
+  /// `dotInTile`, the dot parts' (scaled, weighted) sum is already there
+  /// (tensor cores) and the other parts are added to it.
+  void scorePass(mlir::synth::FusedAttentionOp op, const AttentionBlock &blk,
+                 Value k0, bool dotInTile) {
+    int64_t m = shapeOf(op.getValues())[2];
+    int64_t n = shapeOf(op.getResult())[2];
+    Value mask = op.getKeyMask() ? buffer(op.getKeyMask()) : Value();
+    e_.strided(blk.tid, qTile_ * kKeyTile, threads_, [&](Value flat) {
+      Value r = e_.div(flat, kKeyTile), jj = e_.rem(flat, kKeyTile);
+      Value j = e_.add(k0, jj), qi = e_.add(blk.q0, r);
+      Value jc = e_.minI(j, m - 1), qc = e_.minI(qi, n - 1);
+      Value valid = e_.lt(j, m);
+      if (op.getCausal()) {
+        valid = e_.andI(valid, e_.le(j, qi));
+      }
+      if (mask) {
+        valid = e_.andI(valid, nonzero(e_.load(mask, {blk.bb, jc})));
+      }
+      Value s;
+      if (dotInTile) {
+        s = e_.load(shared(scores_), {r, jj});
+      }
+      for (auto [i, p] : llvm::enumerate(parts_)) {
+        if (dotInTile && p.kind == mlir::synth::ScoreKind::Dot) {
+          continue;
+        }
+        Value term = partScore(p, blk.h, r, qc, jj, jc);
+        if (!blk.alpha.empty()) {
+          term = e_.fmul(blk.alpha[i], term);
+        }
+        s = s ? e_.fadd(s, term) : term;
+      }
+      e_.store(e_.select(valid, s, e_.f32(kMaskedScore)), shared(scores_),
+               {r, jj});
+    });
+  }
+
+  absl::Status emitAttention(mlir::synth::FusedAttentionOp op) {
+    if (mmaAttention_) {
+      return emitAttentionMma(op);
+    }
+    ArrayRef<int64_t> vShape = shapeOf(op.getValues());
+    int64_t batch = vShape[0], heads = vShape[1], m = vShape[2], d = vShape[3];
+    int64_t n = shapeOf(op.getResult())[2];
+    int64_t perThread = d / groups_;
+    info_.block = {threads_, 1, 1};
+    info_.grid = {(n + qTile_ - 1) / qTile_, heads, batch};
+    Value v = buffer(op.getValues());
+    AttentionBlock blk = attentionBlock(op);
+    Value tid = blk.tid, bb = blk.bb, h = blk.h;
+    Value row = e_.div(tid, groups_), group = e_.rem(tid, groups_);
+    Value zero = e_.f32(0.0);
+    attentionPrologue(op, blk);
+
     SmallVector<Value> inits = {e_.f32(kMaskedScore), zero};
     inits.append(perThread, zero);
-    Value mask = op.getKeyMask() ? buffer(op.getKeyMask()) : Value();
     SmallVector<Value> state = e_.loop(
-        e_.idx(0), numTiles, 1, inits, [&](Value t, ValueRange carried) {
+        e_.idx(0), keyTileCount(op, blk.q0), 1, inits,
+        [&](Value t, ValueRange carried) {
           Value k0 = e_.mul(t, kKeyTile);
-          auto keyOf = [&](Value jj) { return e_.minI(e_.add(k0, jj), m - 1); };
           // Every thread is done with the previous tile's shared memory.
           e_.barrier();
           e_.strided(tid, kKeyTile * d, threads_, [&](Value flat) {
             Value jj = e_.div(flat, d), c = e_.rem(flat, d);
-            e_.store(e_.load(v, {bb, h, keyOf(jj), c}), shared(values_),
-                     {jj, c});
+            Value key = e_.minI(e_.add(k0, jj), m - 1);
+            e_.store(e_.load(v, {bb, h, key, c}), shared(values_), {jj, c});
           });
-          for (const Part &p : parts_) {
-            if (p.keys < 0) {
-              continue;
-            }
-            int64_t dq = shapeOf(p.operands[1])[3];
-            Value k = buffer(p.operands[1]);
-            e_.strided(tid, kKeyTile * dq, threads_, [&](Value flat) {
-              Value jj = e_.div(flat, dq), c = e_.rem(flat, dq);
-              e_.store(e_.load(k, {bb, h, keyOf(jj), c}), shared(p.keys),
-                       {jj, c});
-            });
-          }
+          stageKeys(blk, k0, m);
           e_.barrier();
-          // Masked, mixed scores of the tile.
-          e_.strided(tid, kQueryTile * kKeyTile, threads_, [&](Value flat) {
-            Value r = e_.div(flat, kKeyTile), jj = e_.rem(flat, kKeyTile);
-            Value j = e_.add(k0, jj), qi = e_.add(q0, r);
-            Value jc = keyOf(jj), qc = queryOf(r);
-            Value valid = e_.lt(j, m);
-            if (op.getCausal()) {
-              valid = e_.andI(valid, e_.le(j, qi));
-            }
-            if (mask) {
-              valid = e_.andI(valid, nonzero(e_.load(mask, {bb, jc})));
-            }
-            Value s;
-            for (auto [i, p] : llvm::enumerate(parts_)) {
-              Value term = partScore(p, h, r, qc, jj, jc);
-              if (!alpha.empty()) {
-                term = e_.fmul(alpha[i], term);
-              }
-              s = s ? e_.fadd(s, term) : term;
-            }
-            e_.store(e_.select(valid, s, e_.f32(kMaskedScore)), shared(scores_),
-                     {r, jj});
-          });
+          scorePass(op, blk, k0, /*dotInTile=*/false);
           e_.barrier();
           // Online softmax for this thread's row and columns.
           Value mOld = carried[0];
@@ -1342,7 +1462,7 @@ private:
         });
 
     // out = acc / l; a row whose keys are all masked is 0.
-    Value qi = e_.add(q0, row);
+    Value qi = e_.add(blk.q0, row);
     absl::Status status;
     e_.ifThen(e_.lt(qi, n), [&] {
       Value l = state[1];
@@ -1355,6 +1475,234 @@ private:
         }
       }
     });
+    return status;
+  }
+
+  /// Butterfly reduction over the 4 lanes of a quad (lanes sharing a
+  /// fragment row).
+  Value quadReduce(Value v, bool max) {
+    for (int offset : {1, 2}) {
+      auto shuffle = gpu::ShuffleOp::create(b_, e_.loc, v, offset, 32,
+                                            gpu::ShuffleMode::XOR);
+      v = max ? e_.fmax(v, shuffle.getShuffleResult())
+              : e_.fadd(v, shuffle.getShuffleResult());
+    }
+    return v;
+  }
+
+  /// The fused attention on tensor cores (bf16/f16 inputs, f32 accumulators
+  /// and softmax): 64 queries per block, one warp per 16 of them. Per key
+  /// tile of 32: K (dot parts) and V^T are staged as 16-bit in shared
+  /// memory; each warp computes its 16 x 32 dot scores with mma.sync
+  /// m16n8k16 (Q fragments from shared memory) into the score tile; the
+  /// other parts, the mixture and the masks are added by the block; then
+  /// each lane updates the running max and sum of its two fragment rows
+  /// (quad shuffles) and the warp's P V product, P rounded to 16-bit in
+  /// registers, accumulates on tensor cores in d / 8 accumulator tiles.
+  absl::Status emitAttentionMma(mlir::synth::FusedAttentionOp op) {
+    ArrayRef<int64_t> vShape = shapeOf(op.getValues());
+    int64_t batch = vShape[0], heads = vShape[1], m = vShape[2], d = vShape[3];
+    int64_t n = shapeOf(op.getResult())[2];
+    info_.block = {threads_, 1, 1};
+    info_.grid = {(n + qTile_ - 1) / qTile_, heads, batch};
+    Value v = buffer(op.getValues());
+    AttentionBlock blk = attentionBlock(op);
+    Value tid = blk.tid, bb = blk.bb, h = blk.h;
+    Value lane = e_.rem(tid, 32), warp = e_.div(tid, 32);
+    Value group = e_.div(lane, 4), quad2 = e_.mul(e_.rem(lane, 4), 2);
+    Value rowA = e_.add(e_.mul(warp, 16), group); // and rowA + 8
+    Value zero = e_.f32(0.0);
+    Type half = halfType();
+    auto accType = VectorType::get({2, 2}, b_.getF32Type());
+    auto aType = VectorType::get({4, 2}, half);
+    auto bType = VectorType::get({2, 2}, half);
+    auto pairType = VectorType::get({2}, half);
+    auto zeros = [&](VectorType type) {
+      Attribute element = FloatAttr::get(type.getElementType(), 0.0);
+      return arith::ConstantOp::create(b_, e_.loc,
+                                       DenseElementsAttr::get(type, element))
+          .getResult();
+    };
+    auto pair = [&](Value tile, Value r, Value c) {
+      return vector::LoadOp::create(b_, e_.loc, pairType, tile,
+                                    ValueRange{r, c})
+          .getResult();
+    };
+    auto fragment = [&](VectorType type, ArrayRef<Value> pairs) {
+      Value out = zeros(type);
+      for (auto [i, p] : llvm::enumerate(pairs)) {
+        out = vector::InsertOp::create(b_, e_.loc, p, out,
+                                       ArrayRef<int64_t>{int64_t(i)});
+      }
+      return out;
+    };
+    auto extract = [&](Value acc, int64_t hh, int64_t c) {
+      return vector::ExtractOp::create(b_, e_.loc, acc,
+                                       ArrayRef<int64_t>{hh, c})
+          .getResult();
+    };
+    attentionPrologue(op, blk);
+
+    bool anyDot = false;
+    for (const Part &p : parts_) {
+      anyDot |= p.kind == mlir::synth::ScoreKind::Dot;
+    }
+    constexpr int64_t keyTiles8 = kKeyTile / 8, keySteps = kKeyTile / 16;
+    const int64_t valueTiles = d / 8;
+    // Carried: running max and sum of rows A and B, then the accumulators.
+    SmallVector<Value> inits = {e_.f32(kMaskedScore), e_.f32(kMaskedScore),
+                                zero, zero};
+    inits.append(valueTiles, zeros(accType));
+    SmallVector<Value> state = e_.loop(
+        e_.idx(0), keyTileCount(op, blk.q0), 1, inits,
+        [&](Value t, ValueRange carried) {
+          Value k0 = e_.mul(t, kKeyTile);
+          e_.barrier();
+          e_.strided(tid, kKeyTile * d, threads_, [&](Value flat) {
+            Value jj = e_.div(flat, d), c = e_.rem(flat, d);
+            Value key = e_.minI(e_.add(k0, jj), m - 1);
+            storeShared(e_.load(v, {bb, h, key, c}), values_, {c, jj});
+          });
+          stageKeys(blk, k0, m);
+          e_.barrier();
+          if (anyDot) {
+            // S_warp (16 x 32) = sum over dot parts of alpha * scale * Q K^T.
+            SmallVector<Value> total(keyTiles8 * 4);
+            for (auto [i, p] : llvm::enumerate(parts_)) {
+              if (p.kind != mlir::synth::ScoreKind::Dot) {
+                continue;
+              }
+              int64_t dq = shapeOf(p.operands[0])[3];
+              SmallVector<Value> acc(keyTiles8, zeros(accType));
+              for (int64_t ks = 0; ks < dq; ks += 16) {
+                Value c0 = e_.add(quad2, ks), c8 = e_.add(quad2, ks + 8);
+                Value rB = e_.add(rowA, 8);
+                Value a = fragment(aType, {pair(shared(p.queries), rowA, c0),
+                                           pair(shared(p.queries), rB, c0),
+                                           pair(shared(p.queries), rowA, c8),
+                                           pair(shared(p.queries), rB, c8)});
+                for (int64_t jt = 0; jt < keyTiles8; ++jt) {
+                  Value key = e_.add(group, jt * 8);
+                  Value bf = fragment(bType, {pair(shared(p.keys), key, c0),
+                                              pair(shared(p.keys), key, c8)});
+                  acc[jt] = nvgpu::MmaSyncOp::create(
+                      b_, e_.loc, a, bf, acc[jt], ArrayRef<int64_t>{16, 8, 16});
+                }
+              }
+              Value weight = e_.f32(p.scale);
+              if (!blk.alpha.empty()) {
+                weight = e_.fmul(weight, blk.alpha[i]);
+              }
+              for (int64_t jt = 0; jt < keyTiles8; ++jt) {
+                for (int64_t e = 0; e < 4; ++e) {
+                  Value term = e_.fmul(extract(acc[jt], e / 2, e % 2), weight);
+                  Value &sum = total[jt * 4 + e];
+                  sum = sum ? e_.fadd(sum, term) : term;
+                }
+              }
+            }
+            for (int64_t jt = 0; jt < keyTiles8; ++jt) {
+              for (int64_t e = 0; e < 4; ++e) {
+                Value r = e_.add(rowA, (e / 2) * 8);
+                Value c = e_.add(quad2, jt * 8 + e % 2);
+                e_.store(total[jt * 4 + e], shared(scores_), {r, c});
+              }
+            }
+            e_.barrier();
+          }
+          scorePass(op, blk, k0, anyDot);
+          e_.barrier();
+          // Online softmax of the lane's two rows over its 2 x 8 columns
+          // (the columns of its P fragments), completed across the quad.
+          SmallVector<Value> s(2 * keyTiles8 * 2);
+          for (int64_t hh = 0; hh < 2; ++hh) {
+            for (int64_t jt = 0; jt < keyTiles8; ++jt) {
+              for (int64_t c = 0; c < 2; ++c) {
+                s[(hh * keyTiles8 + jt) * 2 + c] =
+                    e_.load(shared(scores_),
+                            {e_.add(rowA, hh * 8), e_.add(quad2, jt * 8 + c)});
+              }
+            }
+          }
+          SmallVector<Value> next(carried.begin(), carried.end());
+          SmallVector<Value> rescale(2), p(s.size());
+          for (int64_t hh = 0; hh < 2; ++hh) {
+            Value tileMax = e_.f32(kMaskedScore);
+            for (int64_t i = 0; i < keyTiles8 * 2; ++i) {
+              tileMax = e_.fmax(tileMax, s[hh * keyTiles8 * 2 + i]);
+            }
+            tileMax = quadReduce(tileMax, /*max=*/true);
+            Value mOld = carried[hh];
+            Value mNew = e_.fmax(mOld, tileMax);
+            rescale[hh] = e_.exp(e_.fsub(mOld, mNew));
+            Value rowSum = zero;
+            for (int64_t i = 0; i < keyTiles8 * 2; ++i) {
+              Value sv = s[hh * keyTiles8 * 2 + i];
+              Value pv = e_.select(e_.fgt(sv, e_.f32(kMaskedScore * 0.5)),
+                                   e_.exp(e_.fsub(sv, mNew)), zero);
+              p[hh * keyTiles8 * 2 + i] = pv;
+              rowSum = e_.fadd(rowSum, pv);
+            }
+            rowSum = quadReduce(rowSum, /*max=*/false);
+            next[hh] = mNew;
+            next[2 + hh] = e_.fma(carried[2 + hh], rescale[hh], rowSum);
+          }
+          Value factors = vector::FromElementsOp::create(
+              b_, e_.loc, accType,
+              ValueRange{rescale[0], rescale[0], rescale[1], rescale[1]});
+          for (int64_t j = 0; j < valueTiles; ++j) {
+            next[4 + j] =
+                arith::MulFOp::create(b_, e_.loc, carried[4 + j], factors);
+          }
+          // P (16 x 32, 16-bit) times V (32 x d): A fragments from the p
+          // values, B fragments from V^T in shared memory.
+          auto halfPair = [&](Value x, Value y) {
+            return vector::FromElementsOp::create(
+                       b_, e_.loc, pairType,
+                       ValueRange{arith::TruncFOp::create(b_, e_.loc, half, x),
+                                  arith::TruncFOp::create(b_, e_.loc, half, y)})
+                .getResult();
+          };
+          auto pAt = [&](int64_t hh, int64_t jt, int64_t c) {
+            return p[(hh * keyTiles8 + jt) * 2 + c];
+          };
+          for (int64_t ks = 0; ks < keySteps; ++ks) {
+            int64_t j0 = 2 * ks, j1 = 2 * ks + 1; // key tiles of 8
+            Value a = fragment(aType, {halfPair(pAt(0, j0, 0), pAt(0, j0, 1)),
+                                       halfPair(pAt(1, j0, 0), pAt(1, j0, 1)),
+                                       halfPair(pAt(0, j1, 0), pAt(0, j1, 1)),
+                                       halfPair(pAt(1, j1, 0), pAt(1, j1, 1))});
+            Value c0 = e_.add(quad2, ks * 16), c8 = e_.add(quad2, ks * 16 + 8);
+            for (int64_t j = 0; j < valueTiles; ++j) {
+              Value col = e_.add(group, j * 8);
+              Value bf = fragment(bType, {pair(shared(values_), col, c0),
+                                          pair(shared(values_), col, c8)});
+              next[4 + j] = nvgpu::MmaSyncOp::create(
+                  b_, e_.loc, a, bf, next[4 + j], ArrayRef<int64_t>{16, 8, 16});
+            }
+          }
+          return next;
+        });
+
+    // out = acc / l per accumulator element; fully masked rows are 0.
+    absl::Status status;
+    for (int64_t hh = 0; hh < 2; ++hh) {
+      Value qi = e_.add(blk.q0, e_.add(rowA, hh * 8));
+      Value l = state[2 + hh];
+      e_.ifThen(e_.lt(qi, n), [&] {
+        Value seen = e_.fgt(l, zero);
+        for (int64_t j = 0; j < valueTiles; ++j) {
+          for (int64_t c = 0; c < 2; ++c) {
+            Value acc = extract(state[4 + j], hh, c);
+            Value out = e_.select(seen, e_.fdiv(acc, l), zero);
+            Value col = e_.add(quad2, j * 8 + c);
+            if (absl::Status s = finish({out, {bb, h, qi, col}}); !s.ok()) {
+              status = s;
+            }
+          }
+        }
+      });
+    }
     return status;
   }
 };

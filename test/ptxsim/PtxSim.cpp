@@ -1994,6 +1994,9 @@ void Block::executeFloat(Thread &t, const Inst &inst) {
 
 void Block::executeSetp(Thread &t, const Inst &inst) {
   const Type type = inst.type;
+  if (type.pair) {
+    error(t, inst, "packed comparisons are not supported");
+  }
   const std::string &c = inst.cmp;
   bool r = false;
   if (type.kind == TypeKind::F) {
@@ -2093,6 +2096,24 @@ void Block::executeSetp(Thread &t, const Inst &inst) {
 
 void Block::executeCvt(Thread &t, const Inst &inst) {
   const Type to = inst.type, from = inst.type2;
+  if (to.pair) {
+    // cvt.rn.{f16x2,bf16x2}.f32 d, a, b: a to the upper half, b the lower.
+    if (from.kind != TypeKind::F || from.bits != 32 || inst.ops.size() != 3) {
+      error(t, inst, "unsupported packed conversion");
+    }
+    auto convert = [&](size_t i) -> uint64_t {
+      float f = asF32(read(t, inst, i));
+      if (inst.sat) {
+        f = std::isnan(f) ? 0.0f : std::clamp(f, 0.0f, 1.0f);
+      }
+      return to.bf16 ? f32ToBf16(f) : f32ToF16(f);
+    };
+    write(t, inst, 0, (convert(1) << 16) | convert(2));
+    return;
+  }
+  if (from.pair) {
+    error(t, inst, "unsupported conversion from a packed type");
+  }
   uint64_t raw = read(t, inst, 1);
   // The source as a double (floats) or an integer.
   if (from.kind == TypeKind::F) {
@@ -2189,7 +2210,7 @@ void Block::executeCvt(Thread &t, const Inst &inst) {
 }
 
 void Block::executeMemory(Thread &t, const Inst &inst) {
-  const int elementBytes = std::max(1, inst.type.bits / 8);
+  const int elementBytes = inst.type.pair ? 4 : std::max(1, inst.type.bits / 8);
   const size_t bytes = static_cast<size_t>(elementBytes) * inst.vec;
   if (inst.op == Op::Ld) {
     uint8_t *p = address(t, inst, 1, bytes, false);

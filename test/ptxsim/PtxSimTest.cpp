@@ -346,6 +346,42 @@ TEST(PtxSim, Bf16RoundsToNearestEven) {
   EXPECT_EQ(out[3], -3.0f);
 }
 
+// cvt.rn.bf16x2.f32 d, a, b packs a into the upper half, b into the lower.
+constexpr const char *kPack = R"(
+.version 8.0
+.target sm_90a
+.address_size 64
+.visible .entry pack(
+	.param .u64 .ptr .align 1 p0,
+	.param .u64 .ptr .align 1 p1
+)
+{
+	.reg .b32 	%r<4>;
+	.reg .b64 	%rd<4>;
+	ld.param.b64 	%rd1, [p0];
+	ld.param.b64 	%rd2, [p1];
+	ld.global.v2.b32 	{%r1, %r2}, [%rd1];
+	cvt.rn.bf16x2.f32 	%r3, %r1, %r2;
+	st.global.b32 	[%rd2], %r3;
+	ret;
+}
+)";
+
+TEST(PtxSim, Bf16x2PacksTheFirstSourceHigh) {
+  auto module = Module::parse(kPack);
+  ASSERT_TRUE(module.ok()) << module.status();
+  Memory memory;
+  auto *in = static_cast<float *>(memory.allocate(2 * 4));
+  auto *out = static_cast<uint32_t *>(memory.allocate(4));
+  in[0] = 1.5f;  // bf16 0x3fc0
+  in[1] = -2.0f; // bf16 0xc000
+  void *params[] = {&in, &out};
+  ASSERT_TRUE(
+      launch(*(*module)->kernel("pack"), {1, 1, 1}, {1, 1, 1}, params, memory)
+          .ok());
+  EXPECT_EQ(*out, 0x3fc0c000u);
+}
+
 TEST(PtxSim, UnknownInstructionsAreRejectedByName) {
   std::string ptx = kBf16;
   ptx.replace(ptx.find("cvt.f32.bf16"), 12, "wgmma.fence.sync.aligned");

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Compiles every small reference configuration (every attention variant, the three tasks) and the long end-to-end
+# configurations with `synthc --target=cuda`, draws fresh random weights and inputs with the C++ reference
+# (synth-reference, float64), runs `forward` and `loss` on the CUDA device through libsynthrt (synth-e2e-check
+# --device cuda) and compares: f32 kernels within relative error 1e-4, bf16/f16 tensor-core kernels within 1e-2.
+# Prints one line per model and precision; exits 1 if any fails.
+#
+# Usage: check-models.sh BIN_DIR WORK_DIR --arch sm_90a|sm_80 [--precisions "f32 bf16 f16"]
+#
+# The device is whatever driver libsynthrt loads: a GPU's libcuda.so.1 (test/gpu/run.sh), or with
+# SYNTH_CUDA_DRIVER=<build>/lib/libsynth-ptxsim.so the test suite's PTX interpreter (ctest gpu-sim-*).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+bin="$1" out="$2"
+shift 2
+arch="" precisions="f32 bf16 f16"
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --arch) arch="$2"; shift 2 ;;
+    --precisions) precisions="$2"; shift 2 ;;
+    *) echo "check-models.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+[[ -n "$arch" ]] || { echo "check-models.sh: --arch is required" >&2; exit 2; }
+mkdir -p "$out"
+seed="${SYNTH_GPU_SEED:-$(date +%s%N)}"
+echo "check-models: arch $arch, precisions $precisions, seed $seed, work in $out"
+failed=0 passed=0
+run_one() {
+  local model="$1" shape="$2" precision="$3" name tol=1e-4
+  name="$(basename "$model" .json)"
+  [[ "$precision" == f32 ]] || tol=1e-2
+  if [[ ! -f "$out/$name.ref.safetensors" ]]; then
+    # shellcheck disable=SC2086
+    "$bin/synth-reference" "$model" --seed "$seed" $shape -o "$out/$name.ref.safetensors" >/dev/null
+  fi
+  # shellcheck disable=SC2086
+  if ! "$bin/synthc" "$model" --target=cuda --gpu-arch="$arch" --gpu-precision="$precision" $shape \
+      -o "$out/$name.$precision.synth" > "$out/$name.$precision.log" 2>&1 ||
+     ! "$bin/synth-e2e-check" "$out/$name.$precision.synth" "$out/$name.ref.safetensors" --device cuda \
+      --rtol "$tol" >> "$out/$name.$precision.log" 2>&1; then
+    echo "FAIL $name $precision:"; sed 's/^/    /' "$out/$name.$precision.log"
+    failed=$((failed + 1))
+    return
+  fi
+  echo "PASS $name $precision: $(grep -E '^(forward|loss) ' "$out/$name.$precision.log" | tr -s ' ' | tr '\n' ' ')"
+  passed=$((passed + 1))
+}
+for precision in $precisions; do
+  for model in "$root"/test/reference/configs/*.json; do
+    run_one "$model" "--batch 2 --seq-len 8" "$precision"
+  done
+  run_one "$root/test/e2e/configs/lm_mixture_long.json" "--batch 2 --seq-len 100" "$precision"
+  run_one "$root/test/e2e/configs/encoder_long.json" "--batch 3 --seq-len 77" "$precision"
+done
+echo "check-models: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
