@@ -281,12 +281,21 @@ public:
     if (body.without_terminator().empty()) {
       return unsupported(kernel_, "empty kernel");
     }
-    anchor_ = &body.front();
+    // Positions (decoding) come first: synth.to_index of 0-d i32 inputs.
+    auto ops = body.without_terminator();
+    auto it = ops.begin();
+    for (; it != ops.end() && isa<mlir::synth::ToIndexOp>(*it); ++it) {
+      indexOps_.push_back(cast<mlir::synth::ToIndexOp>(*it));
+    }
+    if (it == ops.end()) {
+      return unsupported(kernel_, "kernel without an anchor op");
+    }
+    anchor_ = &*it;
     info_.name = kernel_.getKernelName().str();
     info_.anchor = anchor_->getName().stripDialect().str();
     // The chain: each op after the anchor consumes the previous op's result.
     Value previous = anchor_->getResult(0);
-    for (Operation &op : llvm::drop_begin(body.without_terminator())) {
+    for (Operation &op : llvm::make_range(std::next(it), ops.end())) {
       if (op.getNumResults() != 1 ||
           !llvm::is_contained(op.getOperands(), previous)) {
         return unsupported(&op, "kernel " + info_.name +
@@ -362,6 +371,18 @@ public:
     for (auto [i, buffer] : llvm::enumerate(shared_)) {
       shared_[i].memref = func_.getWorkgroupAttributions()[i];
     }
+    // Positions: loaded once per thread; negative ones clamp to 0 (and each
+    // use clamps to its op's range: kernels do not report bad positions).
+    for (mlir::synth::ToIndexOp op : indexOps_) {
+      Value source = buffer(op.getInput());
+      if (!source) {
+        return unsupported(op, "position defined inside the kernel");
+      }
+      Value raw = memref::LoadOp::create(b_, e_.loc, source, ValueRange{});
+      Value nonNegative = arith::MaxSIOp::create(b_, e_.loc, raw, e_.i32(0));
+      indices_[op.getResult()] = arith::IndexCastOp::create(
+          b_, e_.loc, b_.getIndexType(), nonNegative);
+    }
 
     if (absl::Status s = emitAnchor(); !s.ok()) {
       return s;
@@ -397,10 +418,16 @@ private:
   LaunchInfo info_;
   gpu::GPUFuncOp func_;
   DenseMap<Value, Value> buffers_;
+  SmallVector<mlir::synth::ToIndexOp> indexOps_;
+  DenseMap<Value, Value> indices_; ///< to_index results -> index values
   Value output_;
   SmallVector<SharedBuffer> shared_;
 
   Value buffer(Value synthValue) { return buffers_.lookup(synthValue); }
+  /// The value of a synth.to_index result (an index), or null.
+  Value position(Value synthIndex) {
+    return synthIndex ? indices_.lookup(synthIndex) : Value();
+  }
 
   int addShared(const std::string &name, ArrayRef<int64_t> shape,
                 Type element) {
@@ -446,12 +473,17 @@ private:
       }
       out.value = e_.fadd(in.value, e_.load(buffer(other), in.index));
     } else if (auto positions = dyn_cast<mlir::synth::AddPositionsOp>(op)) {
-      if (positions.getOffset() || from != positions.getInput() ||
-          !buffer(positions.getTable())) {
+      if (from != positions.getInput() || !buffer(positions.getTable()) ||
+          (positions.getOffset() && !position(positions.getOffset()))) {
         return failure();
       }
-      out.value = e_.fadd(in.value, e_.load(buffer(positions.getTable()),
-                                            {in.index[1], in.index[2]}));
+      Value row = in.index[1];
+      if (positions.getOffset()) {
+        int64_t rows = shapeOf(positions.getTable())[0];
+        row = e_.minI(e_.add(row, position(positions.getOffset())), rows - 1);
+      }
+      out.value = e_.fadd(
+          in.value, e_.load(buffer(positions.getTable()), {row, in.index[2]}));
     } else if (isa<mlir::synth::SplitHeadsOp>(op)) {
       // [b, n, H*d] -> [b, H, n, d]
       int64_t d = shapeOf(op->getResult(0))[3];
@@ -532,6 +564,12 @@ private:
     if (auto attend = dyn_cast<mlir::synth::AttendProbsOp>(op)) {
       return emitAttendProbs(attend);
     }
+    if (auto update = dyn_cast<mlir::synth::CacheUpdateOp>(op)) {
+      return emitCacheUpdate(update);
+    }
+    if (auto slice = dyn_cast<mlir::synth::SliceRowsOp>(op)) {
+      return emitSliceRows(slice);
+    }
     if (isPointwise(op)) {
       return emitPointwise(op);
     }
@@ -551,6 +589,47 @@ private:
         e_.add(e_.mul(e_.blockId(gpu::Dimension::x), kPointwiseThreads),
                e_.threadId());
     e_.ifThen(e_.lt(linear, total), [&] { body(e_.unflatten(linear, shape)); });
+  }
+
+  /// cache_update: the cache with rows [p, p + n) of every (batch, head)
+  /// replaced by the update's n rows; one thread per element.
+  absl::Status emitCacheUpdate(mlir::synth::CacheUpdateOp op) {
+    Value cache = buffer(op.getCache()), update = buffer(op.getUpdate());
+    Value at = position(op.getPosition());
+    if (!cache || !update || !at) {
+      return unsupported(op, "operands defined inside the kernel");
+    }
+    ArrayRef<int64_t> shape = shapeOf(op.getCache());
+    int64_t n = shapeOf(op.getUpdate())[2];
+    Value p = e_.minI(at, shape[2] - n);
+    absl::Status status;
+    elementGrid(shape, [&](SmallVector<Value> index) {
+      Value row = index[2];
+      // Unsigned index arithmetic: row - p wraps for rows before p.
+      Value local = arith::SubIOp::create(b_, e_.loc, row, p);
+      Value fresh = e_.lt(local, n);
+      Value fromUpdate = e_.load(
+          update, {index[0], index[1], e_.minI(local, n - 1), index[3]});
+      Value v = e_.select(fresh, fromUpdate, e_.load(cache, index));
+      status = finish({v, index});
+    });
+    return status;
+  }
+
+  /// slice_rows: rows [p, p + n) of x[h, rows, m]; one thread per element.
+  absl::Status emitSliceRows(mlir::synth::SliceRowsOp op) {
+    Value x = buffer(op.getInput());
+    Value at = position(op.getOffset());
+    if (!x || !at) {
+      return unsupported(op, "operands defined inside the kernel");
+    }
+    int64_t rows = shapeOf(op.getInput())[1];
+    absl::Status status;
+    elementGrid(shapeOf(op.getResult()), [&](SmallVector<Value> index) {
+      Value row = e_.minI(e_.add(index[1], at), rows - 1);
+      status = finish({e_.load(x, {index[0], row, index[2]}), index});
+    });
+    return status;
   }
 
   /// A pointwise anchor: one thread per element of its first operand.
@@ -1076,9 +1155,11 @@ private:
   int64_t qTile_ = kQueryTile;
 
   absl::Status planAttentionShared(mlir::synth::FusedAttentionOp op) {
-    if (op.getQueryOffset()) {
-      return unsupported(op, "query_offset (decoding with a cache) is not "
-                             "supported yet");
+    if (op.getQueryOffset() &&
+        !llvm::any_of(indexOps_, [&](mlir::synth::ToIndexOp index) {
+          return index.getResult() == op.getQueryOffset();
+        })) {
+      return unsupported(op, "query_offset defined inside the kernel");
     }
     Type f32 = b_.getF32Type();
     int64_t d = shapeOf(op.getValues())[3];
@@ -1335,8 +1416,13 @@ private:
     int64_t m = shapeOf(op.getValues())[2];
     int64_t n = shapeOf(op.getResult())[2];
     if (op.getCausal()) {
-      Value end = e_.minI(e_.minI(e_.add(q0, qTile_), n), m);
-      return e_.ceilDiv(end, kKeyTile);
+      // Keys up to the block's last query, at absolute position
+      // query_offset + i.
+      Value end = e_.minI(e_.add(q0, qTile_), n);
+      if (Value offset = position(op.getQueryOffset())) {
+        end = e_.add(end, offset);
+      }
+      return e_.ceilDiv(e_.minI(end, m), kKeyTile);
     }
     return e_.idx((m + kKeyTile - 1) / kKeyTile);
   }
@@ -1372,7 +1458,8 @@ private:
       Value jc = e_.minI(j, m - 1), qc = e_.minI(qi, n - 1);
       Value valid = e_.lt(j, m);
       if (op.getCausal()) {
-        valid = e_.andI(valid, e_.le(j, qi));
+        Value offset = position(op.getQueryOffset());
+        valid = e_.andI(valid, e_.le(j, offset ? e_.add(qi, offset) : qi));
       }
       if (mask) {
         valid = e_.andI(valid, nonzero(e_.load(mask, {blk.bb, jc})));
@@ -1710,7 +1797,7 @@ private:
 } // namespace
 
 bool isCudaEntry(const std::string &name) {
-  return name == "forward" || name == "loss";
+  return name == "forward" || name == "loss" || name == "decode";
 }
 
 absl::StatusOr<OwningOpRef<ModuleOp>>
