@@ -11,8 +11,11 @@
 #
 # Usage: test/gpu/run.sh [--arch sm_90a|sm_80]      (default: from nvidia-smi's compute capability)
 #
-# Not covered yet (the GPU back end does not have them): a training step, the decode entry, and timing the fused
-# attention next to PyTorch's scaled_dot_product_attention.
+# Then test/gpu/bench_attention.py times the fused attention (batch 8, 16 heads, N = 1024 and 4096, head dim 64 and
+# 128, causal) at f32 and bf16 next to PyTorch's scaled_dot_product_attention (bf16, when PyTorch with CUDA is
+# installed) and prints a Markdown table.
+#
+# Not covered yet (the GPU back end does not have it): a training step.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 arch=""
@@ -32,4 +35,8 @@ if [[ -z "$arch" ]]; then
 fi
 "$root/scripts/setup.sh"
 out="$(mktemp -d)"
-"$root/test/gpu/check-models.sh" "$root/build/bin" "$out" --arch "$arch" --precisions "f32 bf16 f16"
+status=0
+"$root/test/gpu/check-models.sh" "$root/build/bin" "$out" --arch "$arch" --precisions "f32 bf16 f16" || status=1
+# Timing: the fused attention (f32 and bf16) next to PyTorch's scaled_dot_product_attention (bf16) on this GPU.
+python3 "$root/test/gpu/bench_attention.py" "$root/build/bin" "$out/bench" --arch "$arch" || status=1
+exit $status

@@ -1140,14 +1140,20 @@ int runBench(const Args &args) {
     if (const rt::Binding *input = plan.findInput("tokens")) {
       tokens = plan.buffers[input->buffer].numel();
     }
+    // Per kernel: the median seconds of all its calls in one run.
+    std::string kernels;
+    for (const auto &[kernel, times] : perKernel) {
+      absl::StrAppend(&kernels, kernels.empty() ? "" : ", ", "\"", kernel,
+                      "\": ", absl::StrFormat("%.9g", stats(times).median));
+    }
     std::printf("{\"entry\": \"%s\", \"median_seconds\": %.9g, "
                 "\"min_seconds\": %.9g, \"max_seconds\": %.9g, "
                 "\"tokens\": %lld, \"tokens_per_second\": %.9g, "
-                "\"reps\": %lld}\n",
+                "\"reps\": %lld, \"kernel_median_seconds\": {%s}}\n",
                 entry.c_str(), wall.median, wall.min, wall.max,
                 static_cast<long long>(tokens),
                 wall.median > 0 ? double(tokens) / wall.median : 0.0,
-                static_cast<long long>(reps));
+                static_cast<long long>(reps), kernels.c_str());
   }
   return 0;
 }
