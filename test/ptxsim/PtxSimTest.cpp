@@ -189,6 +189,31 @@ TEST(PtxSim, DivergentBarrierIsAnError) {
       << status;
 }
 
+// Half of a warp waits at a barrier, the other half at a shuffle that needs
+// the whole warp: neither can proceed.
+TEST(PtxSim, WarpSplitBetweenBarrierAndShuffleIsADeadlock) {
+  std::string ptx = kReverseSum;
+  size_t at = ptx.find("\tbar.sync");
+  ASSERT_NE(at, std::string::npos);
+  ptx.insert(at, "\tsetp.ge.u32 \t%p2, %r1, 16;\n\t@%p2 bra \t$L__skip;\n");
+  at = ptx.find("\tsub.s32");
+  ptx.insert(at, "$L__skip:\n");
+  // Lanes 16.. skip the barrier and reach the first shuffle; lanes 0..15
+  // wait at the barrier.
+  auto module = Module::parse(ptx);
+  ASSERT_TRUE(module.ok()) << module.status();
+  Memory memory;
+  float *in = static_cast<float *>(memory.allocate(32 * 4));
+  float *out = static_cast<float *>(memory.allocate(32 * 4));
+  void *params[] = {&in, &out};
+  absl::Status status = launch(*(*module)->kernel("reverse_sum"), {1, 1, 1},
+                               {32, 1, 1}, params, memory);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("deadlock in block (0,0,0)"),
+            std::string::npos)
+      << status;
+}
+
 // One m16n8k16 bf16 MMA: each lane loads its A, B and C fragments from
 // global memory in the PTX ISA's layout and stores D the same way; the test
 // lays the matrices out with that layout written independently here.

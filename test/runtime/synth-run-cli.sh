@@ -50,6 +50,8 @@ expect 2 'unknown command "frobnicate"' -- "$RUN" frobnicate "$TOY"
 expect 2 "synth-run forward: missing ARTIFACT" -- "$RUN" forward
 expect 2 "synth-run forward: unknown flag --bogus" -- "$RUN" forward "$TOY" --bogus
 expect 2 "unknown flag --bogus" -- "$RUN" forward "$TOY" --bogus=1
+expect 2 "--device=cuda: training on the GPU is not implemented yet" -- "$RUN" train "$TOY" --device=cuda --data x
+expect 2 "--device expects cpu or cuda, got \"tpu\"" -- "$RUN" train "$TOY" --device=tpu --data x
 expect 2 'synth-run forward: unexpected argument "extra" (only one ARTIFACT)' -- "$RUN" forward "$TOY" extra
 expect 2 '--threads expects an integer in [0, 4096], got "abc"' -- "$RUN" forward "$TOY" --threads abc
 expect 2 '--threads expects an integer in [0, 4096], got "-1"' -- "$RUN" bench "$TOY" --threads=-1

@@ -114,6 +114,18 @@ std::optional<std::string> parseTrainOptions(const Args &args,
       (bad = intFlag(args, "log-every", 1, INT32_MAX, 10, options.logEvery))) {
     return bad;
   }
+  if (std::optional<std::string> device = args.get("device")) {
+    if (*device == "cuda") {
+      return std::string(
+          "--device=cuda: training on the GPU is not implemented yet (the "
+          "CUDA back end compiles forward, loss and decode; "
+          "docs/cuda-backend.md); train a --target=cpu artifact");
+    }
+    if (*device != "cpu") {
+      return absl::StrCat("--device expects cpu or cuda, got \"", *device,
+                          "\"");
+    }
+  }
   std::optional<std::string> data = args.get("data");
   if (!data || data->empty()) {
     return std::string("missing --data DIR (a folder written by "
@@ -1373,6 +1385,9 @@ std::vector<FlagSpec> trainFlags() {
       {"threads", "N",
        "kernel threads (0: one per CPU; default: Halide's, HL_NUM_THREADS or "
        "one per CPU)"},
+      {"device", "cpu",
+       "where to train: cpu (the default and, so far, the only device that "
+       "trains)"},
       {"log-every", "K",
        "a metrics record (and, off a terminal, a progress line) every K "
        "steps (default 10)"},
