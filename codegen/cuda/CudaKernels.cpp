@@ -786,6 +786,44 @@ private:
                                 : Type(b_.getF16Type());
   }
 
+  // Tensor-core fragments (PTX's m16n8k16 layouts): A is vector<4x2xhalf>,
+  // B vector<2x2xhalf>, C/D vector<2x2xf32>; each row of A and B is one
+  // 32-bit register holding two consecutive k elements.
+  VectorType accumulatorType() {
+    return VectorType::get({2, 2}, b_.getF32Type());
+  }
+  VectorType fragmentAType() { return VectorType::get({4, 2}, halfType()); }
+  VectorType fragmentBType() { return VectorType::get({2, 2}, halfType()); }
+  VectorType halfPairType() { return VectorType::get({2}, halfType()); }
+  Value zeroVector(VectorType type) {
+    Attribute element = FloatAttr::get(type.getElementType(), 0.0);
+    return arith::ConstantOp::create(b_, e_.loc,
+                                     DenseElementsAttr::get(type, element));
+  }
+  /// One fragment register from a shared tile: elements (row, col) and
+  /// (row, col + 1).
+  Value sharedPair(Value tile, Value row, Value col) {
+    return vector::LoadOp::create(b_, e_.loc, halfPairType(), tile,
+                                  ValueRange{row, col});
+  }
+  /// A fragment from its registers, in order.
+  Value fragment(VectorType type, ArrayRef<Value> pairs) {
+    Value out = zeroVector(type);
+    for (auto [i, p] : llvm::enumerate(pairs)) {
+      out = vector::InsertOp::create(b_, e_.loc, p, out,
+                                     ArrayRef<int64_t>{int64_t(i)});
+    }
+    return out;
+  }
+  Value mma(Value a, Value b, Value c) {
+    return nvgpu::MmaSyncOp::create(b_, e_.loc, a, b, c,
+                                    ArrayRef<int64_t>{16, 8, 16});
+  }
+  /// Element (h, c) of an accumulator: row group + 8h, column 2 quad + c.
+  Value accumulatorAt(Value acc, int64_t h, int64_t c) {
+    return vector::ExtractOp::create(b_, e_.loc, acc, ArrayRef<int64_t>{h, c});
+  }
+
   absl::Status emitLinearMma(mlir::synth::LinearOp op) {
     ArrayRef<int64_t> xShape = shapeOf(op.getInput());
     ArrayRef<int64_t> leading = xShape.drop_back();
@@ -825,32 +863,10 @@ private:
     auto toHalf = [&](Value v) {
       return arith::TruncFOp::create(b_, e_.loc, half, v).getResult();
     };
-    auto accType = VectorType::get({2, 2}, b_.getF32Type());
-    auto aType = VectorType::get({4, 2}, half);
-    auto bType = VectorType::get({2, 2}, half);
-    auto pairType = VectorType::get({2}, half);
-    auto zeros = [&](VectorType type) {
-      Attribute element = FloatAttr::get(type.getElementType(), 0.0);
-      return arith::ConstantOp::create(b_, e_.loc,
-                                       DenseElementsAttr::get(type, element))
-          .getResult();
-    };
-    // One fragment register: elements (row, col) and (row, col + 1).
-    auto pair = [&](Value tile, Value row, Value col) {
-      return vector::LoadOp::create(b_, e_.loc, pairType, tile,
-                                    ValueRange{row, col})
-          .getResult();
-    };
-    auto fragment = [&](VectorType type, ArrayRef<Value> pairs) {
-      Value v = zeros(type);
-      for (auto [i, p] : llvm::enumerate(pairs)) {
-        v = vector::InsertOp::create(b_, e_.loc, p, v,
-                                     ArrayRef<int64_t>{int64_t(i)});
-      }
-      return v;
-    };
+    VectorType accType = accumulatorType(), aType = fragmentAType(),
+               bType = fragmentBType();
     constexpr int64_t mTiles = kMmaWarpTile / 16, nTiles = kMmaWarpTile / 8;
-    SmallVector<Value> inits(mTiles * nTiles, zeros(accType));
+    SmallVector<Value> inits(mTiles * nTiles, zeroVector(accType));
     int64_t kTiles = (k + kMmaK - 1) / kMmaK;
     SmallVector<Value> acc = e_.loop(
         e_.idx(0), e_.idx(kTiles), 1, inits, [&](Value kt, ValueRange carried) {
@@ -875,20 +891,20 @@ private:
             for (int64_t i = 0; i < mTiles; ++i) {
               Value r0 = e_.add(e_.add(wm, group), i * 16);
               Value r8 = e_.add(r0, 8);
-              as.push_back(
-                  fragment(aType, {pair(aTile, r0, c0), pair(aTile, r8, c0),
-                                   pair(aTile, r0, c8), pair(aTile, r8, c8)}));
+              as.push_back(fragment(aType, {sharedPair(aTile, r0, c0),
+                                            sharedPair(aTile, r8, c0),
+                                            sharedPair(aTile, r0, c8),
+                                            sharedPair(aTile, r8, c8)}));
             }
             for (int64_t j = 0; j < nTiles; ++j) {
               Value col = e_.add(e_.add(wn, group), j * 8);
-              bs.push_back(fragment(
-                  bType, {pair(bTile, col, c0), pair(bTile, col, c8)}));
+              bs.push_back(fragment(bType, {sharedPair(bTile, col, c0),
+                                            sharedPair(bTile, col, c8)}));
             }
             for (int64_t i = 0; i < mTiles; ++i) {
               for (int64_t j = 0; j < nTiles; ++j) {
                 Value &sum = sums[i * nTiles + j];
-                sum = nvgpu::MmaSyncOp::create(b_, e_.loc, as[i], bs[j], sum,
-                                               ArrayRef<int64_t>{16, 8, 16});
+                sum = mma(as[i], bs[j], sum);
               }
             }
           }
@@ -1600,34 +1616,8 @@ private:
     Value rowA = e_.add(e_.mul(warp, 16), group); // and rowA + 8
     Value zero = e_.f32(0.0);
     Type half = halfType();
-    auto accType = VectorType::get({2, 2}, b_.getF32Type());
-    auto aType = VectorType::get({4, 2}, half);
-    auto bType = VectorType::get({2, 2}, half);
-    auto pairType = VectorType::get({2}, half);
-    auto zeros = [&](VectorType type) {
-      Attribute element = FloatAttr::get(type.getElementType(), 0.0);
-      return arith::ConstantOp::create(b_, e_.loc,
-                                       DenseElementsAttr::get(type, element))
-          .getResult();
-    };
-    auto pair = [&](Value tile, Value r, Value c) {
-      return vector::LoadOp::create(b_, e_.loc, pairType, tile,
-                                    ValueRange{r, c})
-          .getResult();
-    };
-    auto fragment = [&](VectorType type, ArrayRef<Value> pairs) {
-      Value out = zeros(type);
-      for (auto [i, p] : llvm::enumerate(pairs)) {
-        out = vector::InsertOp::create(b_, e_.loc, p, out,
-                                       ArrayRef<int64_t>{int64_t(i)});
-      }
-      return out;
-    };
-    auto extract = [&](Value acc, int64_t hh, int64_t c) {
-      return vector::ExtractOp::create(b_, e_.loc, acc,
-                                       ArrayRef<int64_t>{hh, c})
-          .getResult();
-    };
+    VectorType accType = accumulatorType(), aType = fragmentAType(),
+               bType = fragmentBType(), pairType = halfPairType();
     attentionPrologue(op, blk);
 
     bool anyDot = false;
@@ -1639,7 +1629,7 @@ private:
     // Carried: running max and sum of rows A and B, then the accumulators.
     SmallVector<Value> inits = {e_.f32(kMaskedScore), e_.f32(kMaskedScore),
                                 zero, zero};
-    inits.append(valueTiles, zeros(accType));
+    inits.append(valueTiles, zeroVector(accType));
     SmallVector<Value> state = e_.loop(
         e_.idx(0), keyTileCount(op, blk.q0), 1, inits,
         [&](Value t, ValueRange carried) {
@@ -1660,20 +1650,21 @@ private:
                 continue;
               }
               int64_t dq = shapeOf(p.operands[0])[3];
-              SmallVector<Value> acc(keyTiles8, zeros(accType));
+              SmallVector<Value> acc(keyTiles8, zeroVector(accType));
               for (int64_t ks = 0; ks < dq; ks += 16) {
                 Value c0 = e_.add(quad2, ks), c8 = e_.add(quad2, ks + 8);
                 Value rB = e_.add(rowA, 8);
-                Value a = fragment(aType, {pair(shared(p.queries), rowA, c0),
-                                           pair(shared(p.queries), rB, c0),
-                                           pair(shared(p.queries), rowA, c8),
-                                           pair(shared(p.queries), rB, c8)});
+                Value a =
+                    fragment(aType, {sharedPair(shared(p.queries), rowA, c0),
+                                     sharedPair(shared(p.queries), rB, c0),
+                                     sharedPair(shared(p.queries), rowA, c8),
+                                     sharedPair(shared(p.queries), rB, c8)});
                 for (int64_t jt = 0; jt < keyTiles8; ++jt) {
                   Value key = e_.add(group, jt * 8);
-                  Value bf = fragment(bType, {pair(shared(p.keys), key, c0),
-                                              pair(shared(p.keys), key, c8)});
-                  acc[jt] = nvgpu::MmaSyncOp::create(
-                      b_, e_.loc, a, bf, acc[jt], ArrayRef<int64_t>{16, 8, 16});
+                  Value bf =
+                      fragment(bType, {sharedPair(shared(p.keys), key, c0),
+                                       sharedPair(shared(p.keys), key, c8)});
+                  acc[jt] = mma(a, bf, acc[jt]);
                 }
               }
               Value weight = e_.f32(p.scale);
@@ -1682,7 +1673,8 @@ private:
               }
               for (int64_t jt = 0; jt < keyTiles8; ++jt) {
                 for (int64_t e = 0; e < 4; ++e) {
-                  Value term = e_.fmul(extract(acc[jt], e / 2, e % 2), weight);
+                  Value term =
+                      e_.fmul(accumulatorAt(acc[jt], e / 2, e % 2), weight);
                   Value &sum = total[jt * 4 + e];
                   sum = sum ? e_.fadd(sum, term) : term;
                 }
@@ -1762,10 +1754,10 @@ private:
             Value c0 = e_.add(quad2, ks * 16), c8 = e_.add(quad2, ks * 16 + 8);
             for (int64_t j = 0; j < valueTiles; ++j) {
               Value col = e_.add(group, j * 8);
-              Value bf = fragment(bType, {pair(shared(values_), col, c0),
-                                          pair(shared(values_), col, c8)});
-              next[4 + j] = nvgpu::MmaSyncOp::create(
-                  b_, e_.loc, a, bf, next[4 + j], ArrayRef<int64_t>{16, 8, 16});
+              Value bf =
+                  fragment(bType, {sharedPair(shared(values_), col, c0),
+                                   sharedPair(shared(values_), col, c8)});
+              next[4 + j] = mma(a, bf, next[4 + j]);
             }
           }
           return next;
@@ -1780,7 +1772,7 @@ private:
         Value seen = e_.fgt(l, zero);
         for (int64_t j = 0; j < valueTiles; ++j) {
           for (int64_t c = 0; c < 2; ++c) {
-            Value acc = extract(state[4 + j], hh, c);
+            Value acc = accumulatorAt(state[4 + j], hh, c);
             Value out = e_.select(seen, e_.fdiv(acc, l), zero);
             Value col = e_.add(quad2, j * 8 + c);
             if (absl::Status s = finish({out, {bb, h, qi, col}}); !s.ok()) {

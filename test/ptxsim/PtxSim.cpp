@@ -1797,196 +1797,125 @@ void Block::executeInteger(Thread &t, const Inst &inst) {
   }
 }
 
+/// The arithmetic f32 and f64 (and, through f32, f16/bf16) share, on operands
+/// read by `in(i)`; nullopt for other ops.
+template <class F, class In> std::optional<F> floatArithmetic(Op op, In in) {
+  switch (op) {
+  case Op::Add:
+    return in(1) + in(2);
+  case Op::Sub:
+    return in(1) - in(2);
+  case Op::Mul:
+    return in(1) * in(2);
+  case Op::Mad:
+  case Op::Fma:
+    return std::fma(in(1), in(2), in(3));
+  case Op::Div:
+    return in(1) / in(2);
+  case Op::Abs:
+    return std::fabs(in(1));
+  case Op::Neg:
+    return -in(1);
+  case Op::Min:
+    return std::fmin(in(1), in(2));
+  case Op::Max:
+    return std::fmax(in(1), in(2));
+  case Op::Sqrt:
+    return std::sqrt(in(1));
+  case Op::Rsqrt:
+    return F(1) / std::sqrt(in(1));
+  case Op::Rcp:
+    return F(1) / in(1);
+  case Op::Copysign: // copysign.type d, a, b: b with the sign of a
+    return std::copysign(in(2), in(1));
+  default:
+    return std::nullopt;
+  }
+}
+
+/// testp.<property>: nullopt for an unknown property.
+template <class F>
+std::optional<bool> floatProperty(const std::string &property, F x) {
+  if (property == "finite") {
+    return std::isfinite(x);
+  }
+  if (property == "infinite") {
+    return std::isinf(x);
+  }
+  if (property == "number") {
+    return !std::isnan(x);
+  }
+  if (property == "notanumber") {
+    return std::isnan(x);
+  }
+  if (property == "normal") {
+    return std::isnormal(x);
+  }
+  if (property == "subnormal") {
+    return std::fpclassify(x) == FP_SUBNORMAL;
+  }
+  return std::nullopt;
+}
+
 void Block::executeFloat(Thread &t, const Inst &inst) {
-  if (inst.type.bits == 32) {
+  const int bits = inst.type.bits;
+  if (inst.op == Op::Testp && (bits == 32 || bits == 64)) {
+    std::optional<bool> r =
+        bits == 32 ? floatProperty(inst.cmp, asF32(read(t, inst, 1)))
+                   : floatProperty(inst.cmp, f64(t, inst, 1));
+    if (!r) {
+      error(t, inst, "unsupported testp");
+    }
+    write(t, inst, 0, *r ? 1 : 0);
+    return;
+  }
+  if (bits == 32) {
     RoundingScope scope(inst.round);
-    auto a = [&] { return f32(t, inst, 1); };
-    auto b = [&] { return f32(t, inst, 2); };
-    auto put = [&](float x) { write(t, inst, 0, finishF32(inst, x)); };
-    switch (inst.op) {
-    case Op::Add:
-      put(a() + b());
-      return;
-    case Op::Sub:
-      put(a() - b());
-      return;
-    case Op::Mul:
-      put(a() * b());
-      return;
-    case Op::Mad:
-    case Op::Fma:
-      put(std::fma(a(), b(), f32(t, inst, 3)));
-      return;
-    case Op::Div:
-      put(a() / b());
-      return;
-    case Op::Abs:
-      put(std::fabs(a()));
-      return;
-    case Op::Neg:
-      put(-a());
-      return;
-    case Op::Min:
-      put(std::fmin(a(), b()));
-      return;
-    case Op::Max:
-      put(std::fmax(a(), b()));
-      return;
-    case Op::Ex2:
-      put(std::exp2(a()));
-      return;
-    case Op::Lg2:
-      put(std::log2(a()));
-      return;
-    case Op::Sqrt:
-      put(std::sqrt(a()));
-      return;
-    case Op::Rsqrt:
-      put(1.0f / std::sqrt(a()));
-      return;
-    case Op::Rcp:
-      put(1.0f / a());
-      return;
-    case Op::Sin:
-      put(std::sin(a()));
-      return;
-    case Op::Cos:
-      put(std::cos(a()));
-      return;
-    case Op::Tanh:
-      put(std::tanh(a()));
-      return;
-    case Op::Copysign:
-      put(std::copysign(b(), a()));
-      return;
-    case Op::Testp: {
-      float x = asF32(read(t, inst, 1));
-      bool r = false;
-      if (inst.cmp == "finite") {
-        r = std::isfinite(x);
-      } else if (inst.cmp == "infinite") {
-        r = std::isinf(x);
-      } else if (inst.cmp == "number") {
-        r = !std::isnan(x);
-      } else if (inst.cmp == "notanumber") {
-        r = std::isnan(x);
-      } else if (inst.cmp == "normal") {
-        r = std::isnormal(x);
-      } else if (inst.cmp == "subnormal") {
-        r = std::fpclassify(x) == FP_SUBNORMAL;
-      } else {
-        error(t, inst, "unsupported testp");
+    auto in = [&](size_t i) { return f32(t, inst, i); };
+    std::optional<float> r = floatArithmetic<float>(inst.op, in);
+    if (!r) {
+      switch (inst.op) { // the approximate unary functions of f32 only
+      case Op::Ex2:
+        r = std::exp2(in(1));
+        break;
+      case Op::Lg2:
+        r = std::log2(in(1));
+        break;
+      case Op::Sin:
+        r = std::sin(in(1));
+        break;
+      case Op::Cos:
+        r = std::cos(in(1));
+        break;
+      case Op::Tanh:
+        r = std::tanh(in(1));
+        break;
+      default:
+        break;
       }
-      write(t, inst, 0, r ? 1 : 0);
+    }
+    if (r) {
+      write(t, inst, 0, finishF32(inst, *r));
       return;
     }
-    default:
-      break;
-    }
-  } else if (inst.type.bits == 64) {
+  } else if (bits == 64) {
     RoundingScope scope(inst.round);
-    auto a = [&] { return f64(t, inst, 1); };
-    auto b = [&] { return f64(t, inst, 2); };
-    auto put = [&](double x) { write(t, inst, 0, bitsOf(x)); };
-    switch (inst.op) {
-    case Op::Add:
-      put(a() + b());
-      return;
-    case Op::Sub:
-      put(a() - b());
-      return;
-    case Op::Mul:
-      put(a() * b());
-      return;
-    case Op::Mad:
-    case Op::Fma:
-      put(std::fma(a(), b(), f64(t, inst, 3)));
-      return;
-    case Op::Div:
-      put(a() / b());
-      return;
-    case Op::Abs:
-      put(std::fabs(a()));
-      return;
-    case Op::Neg:
-      put(-a());
-      return;
-    case Op::Min:
-      put(std::fmin(a(), b()));
-      return;
-    case Op::Max:
-      put(std::fmax(a(), b()));
-      return;
-    case Op::Sqrt:
-      put(std::sqrt(a()));
-      return;
-    case Op::Rsqrt:
-      put(1.0 / std::sqrt(a()));
-      return;
-    case Op::Rcp:
-      put(1.0 / a());
-      return;
-    case Op::Copysign:
-      put(std::copysign(b(), a()));
-      return;
-    case Op::Testp: {
-      double x = a();
-      bool r = false;
-      if (inst.cmp == "finite") {
-        r = std::isfinite(x);
-      } else if (inst.cmp == "infinite") {
-        r = std::isinf(x);
-      } else if (inst.cmp == "number") {
-        r = !std::isnan(x);
-      } else if (inst.cmp == "notanumber") {
-        r = std::isnan(x);
-      } else {
-        error(t, inst, "unsupported testp");
-      }
-      write(t, inst, 0, r ? 1 : 0);
+    auto in = [&](size_t i) { return f64(t, inst, i); };
+    if (std::optional<double> r = floatArithmetic<double>(inst.op, in)) {
+      write(t, inst, 0, bitsOf(*r));
       return;
     }
-    default:
-      break;
-    }
-  } else if (inst.type.bits == 16 && !inst.type.pair) {
-    // Scalar f16/bf16 arithmetic, through f32 (exact for add/mul/fma of
-    // 16-bit inputs to one rounding, as the ISA's .rn results).
+  } else if (bits == 16 && !inst.type.pair) {
+    // Scalar f16/bf16 arithmetic in double (exact for add, sub, mul and fma
+    // of 16-bit inputs), rounded once to the 16-bit type.
     bool bf16 = inst.type.bf16;
-    auto in = [&](size_t i) {
+    auto in = [&](size_t i) -> double {
       return half16ToF32(static_cast<uint16_t>(read(t, inst, i)), bf16);
     };
-    auto put = [&](double x) {
-      float f = static_cast<float>(x);
+    if (std::optional<double> r = floatArithmetic<double>(inst.op, in)) {
+      float f = static_cast<float>(*r);
       write(t, inst, 0, bf16 ? f32ToBf16(f) : f32ToF16(f));
-    };
-    switch (inst.op) {
-    case Op::Add:
-      put(double(in(1)) + in(2));
       return;
-    case Op::Sub:
-      put(double(in(1)) - in(2));
-      return;
-    case Op::Mul:
-      put(double(in(1)) * in(2));
-      return;
-    case Op::Fma:
-      put(double(in(1)) * in(2) + in(3));
-      return;
-    case Op::Neg:
-      put(-in(1));
-      return;
-    case Op::Abs:
-      put(std::fabs(in(1)));
-      return;
-    case Op::Min:
-      put(std::fmin(in(1), in(2)));
-      return;
-    case Op::Max:
-      put(std::fmax(in(1), in(2)));
-      return;
-    default:
-      break;
     }
   }
   error(t, inst, "unsupported floating-point instruction or type");

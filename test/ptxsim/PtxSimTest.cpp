@@ -166,48 +166,40 @@ TEST(PtxSim, SharedMemoryBarrierAndShuffles) {
   }
 }
 
-// The same kernel with the barrier only in the first warp's path: the
-// second warp never arrives.
-TEST(PtxSim, DivergentBarrierIsAnError) {
+// Runs kReverseSum on `threads` threads with the barrier skipped by threads
+// whose id is at least `skipFrom`.
+absl::Status runWithBarrierSkipped(unsigned skipFrom, unsigned threads) {
   std::string ptx = kReverseSum;
   size_t at = ptx.find("\tbar.sync");
-  ASSERT_NE(at, std::string::npos);
-  ptx.insert(at, "\tsetp.ge.u32 \t%p2, %r1, 32;\n\t@%p2 bra \t$L__skip;\n");
+  ptx.insert(at, "\tsetp.ge.u32 \t%p2, %r1, " + std::to_string(skipFrom) +
+                     ";\n\t@%p2 bra \t$L__skip;\n");
   at = ptx.find("\tsub.s32");
   ptx.insert(at, "$L__skip:\n");
   auto module = Module::parse(ptx);
-  ASSERT_TRUE(module.ok()) << module.status();
+  if (!module.ok()) {
+    return module.status();
+  }
   Memory memory;
   float *in = static_cast<float *>(memory.allocate(64 * 4));
   float *out = static_cast<float *>(memory.allocate(64 * 4));
   void *params[] = {&in, &out};
-  absl::Status status = launch(*(*module)->kernel("reverse_sum"), {1, 1, 1},
-                               {64, 1, 1}, params, memory);
+  return launch(*(*module)->kernel("reverse_sum"), {1, 1, 1}, {threads, 1, 1},
+                params, memory);
+}
+
+// The barrier only in the first warp's path: the second warp never arrives.
+TEST(PtxSim, DivergentBarrierIsAnError) {
+  absl::Status status = runWithBarrierSkipped(32, 64);
   ASSERT_FALSE(status.ok());
   EXPECT_NE(status.message().find("exited without reaching the barrier"),
             std::string::npos)
       << status;
 }
 
-// Half of a warp waits at a barrier, the other half at a shuffle that needs
-// the whole warp: neither can proceed.
+// Lanes 16.. skip the barrier and wait at the first shuffle, which needs the
+// whole warp; lanes 0..15 wait at the barrier: neither can proceed.
 TEST(PtxSim, WarpSplitBetweenBarrierAndShuffleIsADeadlock) {
-  std::string ptx = kReverseSum;
-  size_t at = ptx.find("\tbar.sync");
-  ASSERT_NE(at, std::string::npos);
-  ptx.insert(at, "\tsetp.ge.u32 \t%p2, %r1, 16;\n\t@%p2 bra \t$L__skip;\n");
-  at = ptx.find("\tsub.s32");
-  ptx.insert(at, "$L__skip:\n");
-  // Lanes 16.. skip the barrier and reach the first shuffle; lanes 0..15
-  // wait at the barrier.
-  auto module = Module::parse(ptx);
-  ASSERT_TRUE(module.ok()) << module.status();
-  Memory memory;
-  float *in = static_cast<float *>(memory.allocate(32 * 4));
-  float *out = static_cast<float *>(memory.allocate(32 * 4));
-  void *params[] = {&in, &out};
-  absl::Status status = launch(*(*module)->kernel("reverse_sum"), {1, 1, 1},
-                               {32, 1, 1}, params, memory);
+  absl::Status status = runWithBarrierSkipped(16, 32);
   ASSERT_FALSE(status.ok());
   EXPECT_NE(status.message().find("deadlock in block (0,0,0)"),
             std::string::npos)
