@@ -477,8 +477,23 @@ private:
       std::vector<absl::string_view> words = absl::StrSplit(
           statement, absl::ByAnyChar(" \t,"), absl::SkipWhitespace());
       for (size_t i = 1; i < words.size(); ++i) {
-        if (words[i][0] != '.' && words[i][0] != '%') {
-          namedRegisters_.insert(std::string(words[i]));
+        absl::string_view word = words[i];
+        if (word[0] == '.') {
+          continue;
+        }
+        size_t open = word.find('<');
+        if (open != absl::string_view::npos) { // %r<166>: %r0 .. %r165
+          int64_t count = 0;
+          absl::string_view number = word.substr(open + 1);
+          absl::ConsumeSuffix(&number, ">");
+          if (!absl::SimpleAtoi(number, &count)) {
+            error(absl::StrCat("bad register declaration ", statement));
+          }
+          registerRanges_[std::string(word.substr(0, open))] = count;
+        } else if (word[0] == '%') {
+          declaredRegisters_.insert(std::string(word));
+        } else {
+          namedRegisters_.insert(std::string(word));
         }
       }
       return;
@@ -529,6 +544,9 @@ private:
   }
 
   int reg(absl::string_view name) {
+    if (!name.empty() && name[0] == '%' && !declared(name)) {
+      error(absl::StrCat("unknown register or special register ", name));
+    }
     auto [it, inserted] =
         registers_.try_emplace(std::string(name), kernel_->registers);
     if (inserted) {
@@ -622,7 +640,16 @@ private:
       }
       for (absl::string_view element : absl::StrSplit(inner, ',')) {
         element = absl::StripAsciiWhitespace(element);
-        o.regs.push_back(element == "_" ? -1 : reg(element));
+        if (element == "_") {
+          o.regs.push_back(-1);
+        } else if (!element.empty() &&
+                   (element[0] == '%' ||
+                    namedRegisters_.count(std::string(element)))) {
+          o.regs.push_back(reg(element));
+        } else {
+          error(absl::StrCat("unsupported vector element '", element, "' in ",
+                             text, " (registers and _ only)"));
+        }
       }
       return o;
     }
@@ -805,11 +832,12 @@ private:
       } else if (inst.op == Op::Setp &&
                  (m == "and" || m == "or" || m == "xor") && !inst.cmp.empty()) {
         inst.boolOp = std::string(m);
-      } else if (m == "uni" || m == "sync" || m == "aligned" || m == "nc" ||
-                 m == "ptr" || m == "row" || m == "col" || m == "m16n8k16" ||
-                 m == "relaxed" || m == "gpu" || m == "cta" || m == "sys" ||
-                 m == "ca" || m == "cg" || m == "cs" || m == "lu" ||
-                 m == "cv" || m == "wb" || m == "wt") {
+      } else if ((m == "uni" && inst.op != Op::Vote) || m == "sync" ||
+                 m == "aligned" || m == "nc" || m == "ptr" || m == "row" ||
+                 m == "col" || m == "m16n8k16" || m == "relaxed" ||
+                 m == "gpu" || m == "cta" || m == "sys" || m == "ca" ||
+                 m == "cg" || m == "cs" || m == "lu" || m == "cv" ||
+                 m == "wb" || m == "wt") {
       } else if (inst.op == Op::Setp || inst.op == Op::Shfl ||
                  inst.op == Op::Vote || inst.op == Op::Atom ||
                  inst.op == Op::Red || inst.op == Op::Testp) {
@@ -881,6 +909,8 @@ private:
     kernels_.push_back(std::move(kernel_));
     registers_.clear();
     namedRegisters_.clear();
+    registerRanges_.clear();
+    declaredRegisters_.clear();
     labels_.clear();
     paramOffsets_.clear();
     sharedOffsets_.clear();
@@ -896,6 +926,27 @@ private:
   int depth_ = 0;
   std::unordered_map<std::string, int> registers_;
   std::set<std::string> namedRegisters_;
+  /// Declared registers: ranges (%r<N>) and single names with '%'.
+  std::map<std::string, int64_t> registerRanges_;
+  std::set<std::string> declaredRegisters_;
+
+  bool declared(absl::string_view name) const {
+    if (declaredRegisters_.count(std::string(name))) {
+      return true;
+    }
+    size_t digits = name.size();
+    while (digits > 0 && absl::ascii_isdigit(name[digits - 1])) {
+      --digits;
+    }
+    if (digits == name.size()) {
+      return false;
+    }
+    auto range = registerRanges_.find(std::string(name.substr(0, digits)));
+    int64_t index = 0;
+    return range != registerRanges_.end() &&
+           absl::SimpleAtoi(name.substr(digits), &index) &&
+           index < range->second;
+  }
   std::string pending_; ///< an instruction continued on the next line
   std::unordered_map<std::string, int> labels_;
   std::unordered_map<std::string, int64_t> paramOffsets_;
@@ -1428,7 +1479,8 @@ private:
       if (!t) {
         continue;
       }
-      uint32_t b = static_cast<uint32_t>(read(*t, inst, 2));
+      // The ISA uses b[4:0] (an out-of-range b still names a lane).
+      uint32_t b = static_cast<uint32_t>(read(*t, inst, 2)) & 0x1f;
       uint32_t c = static_cast<uint32_t>(read(*t, inst, 3));
       uint32_t mask = static_cast<uint32_t>(read(*t, inst, 4));
       uint32_t clamp = c & 0x1f, segmask = (c >> 8) & 0x1f;
@@ -1475,12 +1527,19 @@ private:
         ballot |= 1u << lane;
       }
     }
+    uint32_t live = 0;
+    for (unsigned lane = 0; lane < 32; ++lane) {
+      if (lanes[lane]) {
+        live |= 1u << lane;
+      }
+    }
     for (unsigned lane = 0; lane < 32; ++lane) {
       Thread *t = lanes[lane];
       if (!t) {
         continue;
       }
-      uint32_t mask = static_cast<uint32_t>(read(*t, inst, 2));
+      // all/any/uni are over the non-exited lanes of the member mask.
+      uint32_t mask = static_cast<uint32_t>(read(*t, inst, 2)) & live;
       if (inst.cmp == "ballot") {
         write(*t, inst, 0, ballot & mask);
       } else if (inst.cmp == "all") {
@@ -1507,8 +1566,11 @@ private:
     }
     const Operand &dOp = inst.ops.at(0), &aOp = inst.ops.at(1),
                   &bOp = inst.ops.at(2), &cOp = inst.ops.at(3);
+    auto hasSink = [](const Operand &o) {
+      return std::find(o.regs.begin(), o.regs.end(), -1) != o.regs.end();
+    };
     if (dOp.regs.size() != 4 || aOp.regs.size() != 4 || bOp.regs.size() != 2 ||
-        cOp.regs.size() != 4) {
+        cOp.regs.size() != 4 || hasSink(aOp) || hasSink(bOp) || hasSink(cOp)) {
       error(*lanes[0], inst,
             "mma m16n8k16 expects {d x4}, {a x4}, {b x2}, {c x4}");
     }
@@ -1651,7 +1713,13 @@ void Block::executeInteger(Thread &t, const Inst &inst) {
     }
     return;
   case Op::Sub:
-    put(u(1) - u(2));
+    if (inst.sat && isSigned) {
+      put(static_cast<uint64_t>(
+          std::clamp<int64_t>(s(1) - s(2), std::numeric_limits<int32_t>::min(),
+                              std::numeric_limits<int32_t>::max())));
+    } else {
+      put(u(1) - u(2));
+    }
     return;
   case Op::Mul:
   case Op::Mad: {
@@ -1736,20 +1804,18 @@ void Block::executeInteger(Thread &t, const Inst &inst) {
     return;
   }
   case Op::Bfe: {
+    // The ISA, bit by bit: d[i] = (i < len && pos + i <= msb) ? a[pos + i]
+    // : sbit, sbit = signed && len > 0 ? a[min(pos + len - 1, msb)] : 0.
     uint64_t pos = read(t, inst, 2) & 0xff, len = read(t, inst, 3) & 0xff;
-    uint64_t a = u(1);
-    uint64_t field = pos >= static_cast<uint64_t>(w) ? 0 : a >> pos;
-    if (len < 64) {
-      field &= maskOf(static_cast<int>(len));
+    uint64_t a = u(1), msb = static_cast<uint64_t>(w) - 1;
+    uint64_t sbit =
+        isSigned && len > 0 ? (a >> std::min(pos + len - 1, msb)) & 1 : 0;
+    uint64_t d = 0;
+    for (uint64_t i = 0; i <= msb; ++i) {
+      uint64_t bit = (i < len && pos + i <= msb) ? (a >> (pos + i)) & 1 : sbit;
+      d |= bit << i;
     }
-    if (isSigned && len > 0) {
-      uint64_t signBit = std::min<uint64_t>(pos + len - 1, w - 1);
-      bool negative = (a >> signBit) & 1;
-      if (negative && len < static_cast<uint64_t>(w)) {
-        field |= ~maskOf(static_cast<int>(len));
-      }
-    }
-    put(len == 0 ? 0 : field);
+    put(d);
     return;
   }
   case Op::Bfi: {
@@ -1848,8 +1914,8 @@ std::optional<bool> floatProperty(const std::string &property, F x) {
   if (property == "notanumber") {
     return std::isnan(x);
   }
-  if (property == "normal") {
-    return std::isnormal(x);
+  if (property == "normal") { // zeros count as normal in the ISA
+    return std::isnormal(x) || x == 0;
   }
   if (property == "subnormal") {
     return std::fpclassify(x) == FP_SUBNORMAL;
@@ -2087,13 +2153,21 @@ void Block::executeCvt(Thread &t, const Inst &inst) {
     if (std::isnan(r)) {
       value = 0;
     } else if (to.kind == TypeKind::S) {
-      double lo = -std::ldexp(1.0, to.bits - 1),
-             hi = std::ldexp(1.0, to.bits - 1) - 1;
-      value =
-          static_cast<uint64_t>(static_cast<int64_t>(std::clamp(r, lo, hi)));
+      // Compare against the powers of two, which doubles hold exactly
+      // (2^63 - 1 is not a double).
+      double limit = std::ldexp(1.0, to.bits - 1);
+      if (r >= limit) {
+        value = maskOf(to.bits - 1); // the largest value
+      } else if (r < -limit) {
+        value = uint64_t{1} << (to.bits - 1); // the smallest
+      } else {
+        value = static_cast<uint64_t>(static_cast<int64_t>(r));
+      }
     } else {
-      double hi = std::ldexp(1.0, to.bits) - 1;
-      value = static_cast<uint64_t>(std::clamp(r, 0.0, hi));
+      double limit = std::ldexp(1.0, to.bits);
+      value = r <= 0       ? 0
+              : r >= limit ? maskOf(to.bits)
+                           : static_cast<uint64_t>(r);
     }
     write(t, inst, 0, value & maskOf(to.bits));
     return;

@@ -399,6 +399,66 @@ TEST(PtxSim, Bf16x2PacksTheFirstSourceHigh) {
   EXPECT_EQ(*out, 0x3fc0c000u);
 }
 
+// bfe (signed, field past the msb), bfe (unsigned), shfl.idx with a lane
+// index >= 32 (the ISA uses its low 5 bits), vote.all on a partial warp.
+constexpr const char *kBits = R"(
+.version 8.0
+.target sm_90a
+.address_size 64
+.visible .entry bits(
+	.param .u64 .ptr .align 1 p0
+)
+{
+	.reg .pred 	%p<3>;
+	.reg .b32 	%r<12>;
+	.reg .b64 	%rd<4>;
+	ld.param.b64 	%rd1, [p0];
+	mov.u32 	%r1, %tid.x;
+	mov.b32 	%r2, -2147483648;
+	bfe.s32 	%r3, %r2, 31, 4;
+	mov.b32 	%r4, -1412623820;
+	bfe.u32 	%r5, %r4, 8, 12;
+	shfl.sync.idx.b32 	%r6|%p1, %r1, 33, 31, -1;
+	setp.lt.u32 	%p2, %r1, 100;
+	vote.sync.all.pred 	%p2, %p2, -1;
+	selp.b32 	%r7, 1, 0, %p2;
+	mul.wide.u32 	%rd2, %r1, 16;
+	add.s64 	%rd3, %rd1, %rd2;
+	st.global.v4.b32 	[%rd3], {%r3, %r5, %r6, %r7};
+	ret;
+}
+)";
+
+TEST(PtxSim, BitFieldsShuffleLaneWrapAndVoteOverLiveLanes) {
+  auto module = Module::parse(kBits);
+  ASSERT_TRUE(module.ok()) << module.status();
+  Memory memory;
+  auto *out = static_cast<uint32_t *>(memory.allocate(20 * 16));
+  void *params[] = {&out};
+  // 20 threads: a partial warp, whose 12 missing lanes must not spoil
+  // vote.all.
+  absl::Status status =
+      launch(*(*module)->kernel("bits"), {1, 1, 1}, {20, 1, 1}, params, memory);
+  ASSERT_TRUE(status.ok()) << status;
+  for (int lane = 0; lane < 20; ++lane) {
+    EXPECT_EQ(out[lane * 4 + 0], 0xffffffffu) << lane; // sign-filled
+    EXPECT_EQ(out[lane * 4 + 1], 0xd12u) << lane;      // 0xabcd1234 bits 8..19
+    EXPECT_EQ(out[lane * 4 + 2], 1u) << lane;          // lane 33 & 31
+    EXPECT_EQ(out[lane * 4 + 3], 1u) << lane;          // all live lanes true
+  }
+}
+
+TEST(PtxSim, UndeclaredAndSpecialRegistersItDoesNotKnowAreRejected) {
+  std::string ptx = kBf16;
+  ptx.replace(ptx.find("%tid.x"), 6, "%lanemask_lt");
+  auto module = Module::parse(ptx);
+  ASSERT_FALSE(module.ok());
+  EXPECT_NE(module.status().message().find(
+                "unknown register or special register %lanemask_lt"),
+            std::string::npos)
+      << module.status();
+}
+
 TEST(PtxSim, UnknownInstructionsAreRejectedByName) {
   std::string ptx = kBf16;
   ptx.replace(ptx.find("cvt.f32.bf16"), 12, "wgmma.fence.sync.aligned");
