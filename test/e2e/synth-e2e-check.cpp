@@ -296,6 +296,7 @@ int main(int argc, char **argv) {
       return 1;
     }
     device = std::move(*opened);
+    std::printf("device: %s\n", device->describe().c_str());
   }
   // A session for `entry` on the chosen device.
   auto makeSession = [&](const std::string &entry)

@@ -43,7 +43,7 @@ run_one() {
     failed=$((failed + 1))
     return
   fi
-  echo "PASS $name $precision: $(grep -E '^(forward|loss) ' "$out/$name.$precision.log" | tr -s ' ' | tr '\n' ' ')"
+  echo "PASS $name $precision: $(grep -E '^(forward|loss|decode) ' "$out/$name.$precision.log" | tr -s ' ' | tr '\n' ' ')"
   passed=$((passed + 1))
 }
 for precision in $precisions; do
@@ -53,5 +53,5 @@ for precision in $precisions; do
   run_one "$root/test/e2e/configs/lm_mixture_long.json" "--batch 2 --seq-len 100" "$precision"
   run_one "$root/test/e2e/configs/encoder_long.json" "--batch 3 --seq-len 77" "$precision"
 done
-echo "check-models: $passed passed, $failed failed"
+echo "check-models: $passed passed, $failed failed ($(grep -h -m1 '^device: ' "$out"/*.log 2>/dev/null | head -1))"
 [[ $failed -eq 0 ]]
