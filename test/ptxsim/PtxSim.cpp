@@ -990,14 +990,6 @@ float flushF32(float x) {
 float bf16ToF32(uint16_t bits) {
   return bitCast<float>(static_cast<uint32_t>(bits) << 16);
 }
-uint16_t f32ToBf16(float value) {
-  uint32_t bits = bitCast<uint32_t>(value);
-  if (std::isnan(value)) {
-    return 0x7fff;
-  }
-  uint32_t rounding = 0x7fff + ((bits >> 16) & 1);
-  return static_cast<uint16_t>((bits + rounding) >> 16);
-}
 float f16ToF32(uint16_t h) {
   uint32_t sign = (h >> 15) & 1, exponent = (h >> 10) & 0x1f,
            mantissa = h & 0x3ff;
@@ -1013,35 +1005,49 @@ float f16ToF32(uint16_t h) {
   }
   return sign ? -magnitude : magnitude;
 }
-uint16_t f32ToF16(float value) {
-  if (std::isnan(value)) {
+/// `x` rounded once, to nearest even, to f16 or bf16 (subnormals included;
+/// NaN gives the canonical 0x7fff). Every f32, and every result of the
+/// 16-bit arithmetic computed exactly in double, rounds correctly here.
+uint16_t toHalf16(double x, bool bf16) {
+  const int mantissa = bf16 ? 7 : 10; // stored fraction bits
+  const int bias = bf16 ? 127 : 15;
+  const int maxBiased = bf16 ? 255 : 31; // all ones: inf / NaN
+  if (std::isnan(x)) {
     return 0x7fff;
   }
-  uint16_t sign = std::signbit(value) ? 0x8000 : 0;
-  float a = std::fabs(value);
-  if (a >= 65520.0f) {
-    return sign | 0x7c00; // rounds to infinity
+  const uint16_t sign = std::signbit(x) ? 0x8000 : 0;
+  const double a = std::fabs(x);
+  if (a == 0) {
+    return sign;
   }
-  if (a < std::ldexp(1.0f, -14)) {
-    // subnormal: units of 2^-24, round to nearest even
-    float units = std::nearbyint(a * std::ldexp(1.0f, 24));
-    return sign | static_cast<uint16_t>(units);
+  if (std::isinf(a)) {
+    return sign | static_cast<uint16_t>(maxBiased << mantissa);
   }
+  const int minExponent = 1 - bias; // of the smallest normal
   int exponent = 0;
-  float fraction = std::frexp(a, &exponent); // a = fraction * 2^exponent
-  // 11 significant bits
-  float significand = std::nearbyint(std::ldexp(fraction, 11));
-  if (significand >= 2048.0f) {
-    significand /= 2;
-    ++exponent;
+  std::frexp(a, &exponent); // a = f * 2^exponent, f in [0.5, 1)
+  --exponent;               // a in [2^exponent, 2^(exponent + 1))
+  // The spacing of the format at a; nearbyint rounds ties to even.
+  int quantum = std::max(exponent, minExponent) - mantissa;
+  double rounded = std::ldexp(std::nearbyint(std::ldexp(a, -quantum)), quantum);
+  if (rounded == 0) { // below half the smallest subnormal
+    return sign;
   }
-  uint16_t biased = static_cast<uint16_t>(exponent - 1 + 15);
-  if (biased >= 31) {
-    return sign | 0x7c00;
+  std::frexp(rounded, &exponent);
+  --exponent;
+  if (exponent < minExponent) { // subnormal
+    return sign |
+           static_cast<uint16_t>(std::ldexp(rounded, mantissa - minExponent));
   }
-  return sign | static_cast<uint16_t>(biased << 10) |
-         (static_cast<uint16_t>(significand) & 0x3ff);
+  if (exponent + bias >= maxBiased) {
+    return sign | static_cast<uint16_t>(maxBiased << mantissa);
+  }
+  uint16_t fraction = static_cast<uint16_t>(
+      std::ldexp(rounded, mantissa - exponent) - std::ldexp(1.0, mantissa));
+  return sign | static_cast<uint16_t>((exponent + bias) << mantissa) | fraction;
 }
+uint16_t f32ToBf16(float value) { return toHalf16(value, true); }
+uint16_t f32ToF16(float value) { return toHalf16(value, false); }
 
 float half16ToF32(uint16_t bits, bool bf16) {
   return bf16 ? bf16ToF32(bits) : f16ToF32(bits);
@@ -1979,8 +1985,7 @@ void Block::executeFloat(Thread &t, const Inst &inst) {
       return half16ToF32(static_cast<uint16_t>(read(t, inst, i)), bf16);
     };
     if (std::optional<double> r = floatArithmetic<double>(inst.op, in)) {
-      float f = static_cast<float>(*r);
-      write(t, inst, 0, bf16 ? f32ToBf16(f) : f32ToF16(f));
+      write(t, inst, 0, toHalf16(*r, bf16));
       return;
     }
   }
@@ -2135,14 +2140,14 @@ void Block::executeCvt(Thread &t, const Inst &inst) {
         }
         write(t, inst, 0, finishF32(inst, f));
       } else {
-        // f32 -> f16/bf16 with .rn (the form LLVM emits); a double source
-        // is rounded to f32 first, which matches for every value the
-        // kernels convert (they come from f32).
-        float f = static_cast<float>(x);
-        if (inst.sat) {
-          f = std::isnan(f) ? 0.0f : std::clamp(f, 0.0f, 1.0f);
+        // f32/f64 -> f16/bf16, rounded once (.rn, the form LLVM emits).
+        if (inst.round != Round::Default && inst.round != Round::Rn) {
+          error(t, inst, "only .rn conversions to 16-bit are supported");
         }
-        write(t, inst, 0, to.bf16 ? f32ToBf16(f) : f32ToF16(f));
+        if (inst.sat) {
+          x = std::isnan(x) ? 0.0 : std::clamp(x, 0.0, 1.0);
+        }
+        write(t, inst, 0, toHalf16(x, to.bf16));
       }
       return;
     }
@@ -2186,8 +2191,9 @@ void Block::executeCvt(Thread &t, const Inst &inst) {
       write(t, inst, 0,
             bitsOf(fromSigned ? static_cast<float>(s) : static_cast<float>(u)));
     } else {
-      float f = fromSigned ? static_cast<float>(s) : static_cast<float>(u);
-      write(t, inst, 0, to.bf16 ? f32ToBf16(f) : f32ToF16(f));
+      // Exact in double for |value| < 2^53, then one rounding.
+      double d = fromSigned ? static_cast<double>(s) : static_cast<double>(u);
+      write(t, inst, 0, toHalf16(d, to.bf16));
     }
     return;
   }

@@ -459,6 +459,70 @@ TEST(PtxSim, UndeclaredAndSpecialRegistersItDoesNotKnowAreRejected) {
       << module.status();
 }
 
+// fma.rn.f16 rounds the exact a * b + c once: 1 + 2^-11 + 2^-31 goes up to
+// 1 + 2^-10 (through f32 it would tie at 1 + 2^-11 and go down to 1).
+constexpr const char *kHalfFma = R"(
+.version 8.0
+.target sm_90a
+.address_size 64
+.visible .entry half_fma(
+	.param .u64 .ptr .align 1 p0
+)
+{
+	.reg .b16 	%rs<5>;
+	.reg .b64 	%rd<2>;
+	ld.param.b64 	%rd1, [p0];
+	ld.global.b16 	%rs1, [%rd1];
+	ld.global.b16 	%rs2, [%rd1+2];
+	ld.global.b16 	%rs3, [%rd1+4];
+	fma.rn.f16 	%rs4, %rs1, %rs2, %rs3;
+	st.global.b16 	[%rd1+6], %rs4;
+	ret;
+}
+)";
+
+TEST(PtxSim, HalfFmaRoundsOnce) {
+  auto module = Module::parse(kHalfFma);
+  ASSERT_TRUE(module.ok()) << module.status();
+  Memory memory;
+  auto *data = static_cast<uint16_t *>(memory.allocate(8));
+  data[0] = 0x9001; // -(1 + 2^-10) * 2^-11
+  data[1] = 0x3bfe; // 1 - 2^-10
+  data[2] = 0x3c01; // 1 + 2^-10
+  void *params[] = {&data};
+  ASSERT_TRUE(launch(*(*module)->kernel("half_fma"), {1, 1, 1}, {1, 1, 1},
+                     params, memory)
+                  .ok());
+  EXPECT_EQ(data[3], 0x3c01);
+}
+
+// cvt.rn.f16.f32 at the ends of the range: below half the smallest
+// subnormal to (signed) zero, the smallest subnormal, past the largest
+// finite value to infinity.
+TEST(PtxSim, HalfConversionRange) {
+  std::string ptx = kBf16;
+  ptx.replace(ptx.find("cvt.rn.bf16.f32"), 15, "cvt.rn.f16.f32");
+  ptx.replace(ptx.find("cvt.f32.bf16"), 12, "cvt.f32.f16");
+  auto module = Module::parse(ptx);
+  ASSERT_TRUE(module.ok()) << module.status();
+  Memory memory;
+  auto *in = static_cast<float *>(memory.allocate(4 * 4));
+  auto *out = static_cast<float *>(memory.allocate(4 * 4));
+  in[0] = -1e-10f;
+  in[1] = std::ldexp(1.0f, -24);
+  in[2] = 70000.0f;
+  in[3] = std::ldexp(1.0f, -25) * 1.5f; // rounds up to 2^-24
+  void *params[] = {&in, &out};
+  ASSERT_TRUE(
+      launch(*(*module)->kernel("round"), {1, 1, 1}, {4, 1, 1}, params, memory)
+          .ok());
+  EXPECT_EQ(out[0], 0.0f);
+  EXPECT_TRUE(std::signbit(out[0]));
+  EXPECT_EQ(out[1], std::ldexp(1.0f, -24));
+  EXPECT_TRUE(std::isinf(out[2]));
+  EXPECT_EQ(out[3], std::ldexp(1.0f, -24));
+}
+
 TEST(PtxSim, UnknownInstructionsAreRejectedByName) {
   std::string ptx = kBf16;
   ptx.replace(ptx.find("cvt.f32.bf16"), 12, "wgmma.fence.sync.aligned");
