@@ -873,8 +873,9 @@ private:
           Value k0 = e_.mul(kt, kMmaK);
           // Stage x[m0:+64, k0:+32] and W^T[n0:+64, k0:+32], coalesced
           // along the contiguous dimension of each global buffer.
-          for (int64_t step = 0; step < kLinearTile * kMmaK / threads; ++step) {
-            Value flat = e_.add(tid, step * threads);
+          // A loop (not unrolled here): unrolled, LLVM hoists the 32 clamped
+          // staging addresses out of the k loop and holds them in registers.
+          e_.strided(tid, kLinearTile * kMmaK, threads, [&](Value flat) {
             Value ml = e_.div(flat, kMmaK), kl = e_.rem(flat, kMmaK);
             e_.store(toHalf(loadX(e_.add(m0, ml), e_.add(k0, kl))), aTile,
                      {ml, kl});
@@ -882,7 +883,7 @@ private:
             Value kb = transposed ? kl : e_.div(flat, kLinearTile);
             e_.store(toHalf(loadW(e_.add(k0, kb), e_.add(n0, nl))), bTile,
                      {nl, kb});
-          }
+          });
           e_.barrier();
           SmallVector<Value> sums(carried);
           for (int64_t ks = 0; ks < kMmaK; ks += 16) {
