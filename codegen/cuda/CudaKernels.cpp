@@ -1444,6 +1444,23 @@ private:
     return e_.idx((m + kKeyTile - 1) / kKeyTile);
   }
 
+  /// Stages the V tile (keys k0 .. k0 + kKeyTile) in shared memory: as
+  /// [key][d] (f32 kernel) or transposed, [d][key] (the B operand of P V).
+  void stageValues(mlir::synth::FusedAttentionOp op, const AttentionBlock &blk,
+                   Value k0, bool transposed) {
+    ArrayRef<int64_t> shape = shapeOf(op.getValues());
+    int64_t m = shape[2], d = shape[3];
+    Value v = buffer(op.getValues());
+    e_.strided(blk.tid, kKeyTile * d, threads_, [&](Value flat) {
+      Value jj = e_.div(flat, d), c = e_.rem(flat, d);
+      Value key = e_.minI(e_.add(k0, jj), m - 1);
+      Value value = e_.load(v, {blk.bb, blk.h, key, c});
+      SmallVector<Value, 2> at = transposed ? SmallVector<Value, 2>{c, jj}
+                                            : SmallVector<Value, 2>{jj, c};
+      storeShared(value, values_, at);
+    });
+  }
+
   /// Stages K tiles of dot parts (keys k0 .. k0 + kKeyTile) in shared
   /// memory.
   void stageKeys(const AttentionBlock &blk, Value k0, int64_t m) {
@@ -1510,7 +1527,6 @@ private:
     int64_t perThread = d / groups_;
     info_.block = {threads_, 1, 1};
     info_.grid = {(n + qTile_ - 1) / qTile_, heads, batch};
-    Value v = buffer(op.getValues());
     AttentionBlock blk = attentionBlock(op);
     Value tid = blk.tid, bb = blk.bb, h = blk.h;
     Value row = e_.div(tid, groups_), group = e_.rem(tid, groups_);
@@ -1525,11 +1541,7 @@ private:
           Value k0 = e_.mul(t, kKeyTile);
           // Every thread is done with the previous tile's shared memory.
           e_.barrier();
-          e_.strided(tid, kKeyTile * d, threads_, [&](Value flat) {
-            Value jj = e_.div(flat, d), c = e_.rem(flat, d);
-            Value key = e_.minI(e_.add(k0, jj), m - 1);
-            e_.store(e_.load(v, {bb, h, key, c}), shared(values_), {jj, c});
-          });
+          stageValues(op, blk, k0, /*transposed=*/false);
           stageKeys(blk, k0, m);
           e_.barrier();
           scorePass(op, blk, k0, /*dotInTile=*/false);
@@ -1609,7 +1621,6 @@ private:
     int64_t n = shapeOf(op.getResult())[2];
     info_.block = {threads_, 1, 1};
     info_.grid = {(n + qTile_ - 1) / qTile_, heads, batch};
-    Value v = buffer(op.getValues());
     AttentionBlock blk = attentionBlock(op);
     Value tid = blk.tid, bb = blk.bb, h = blk.h;
     Value lane = e_.rem(tid, 32), warp = e_.div(tid, 32);
@@ -1636,11 +1647,7 @@ private:
         [&](Value t, ValueRange carried) {
           Value k0 = e_.mul(t, kKeyTile);
           e_.barrier();
-          e_.strided(tid, kKeyTile * d, threads_, [&](Value flat) {
-            Value jj = e_.div(flat, d), c = e_.rem(flat, d);
-            Value key = e_.minI(e_.add(k0, jj), m - 1);
-            storeShared(e_.load(v, {bb, h, key, c}), values_, {c, jj});
-          });
+          stageValues(op, blk, k0, /*transposed=*/true);
           stageKeys(blk, k0, m);
           e_.barrier();
           if (anyDot) {

@@ -863,16 +863,13 @@ private:
       inst.type2 = types[1];
       return;
     }
-    if (inst.op == Op::Cvt || (inst.op == Op::Mul && inst.wide) ||
-        (inst.op == Op::Mad && inst.wide)) {
-      if (inst.op == Op::Cvt) {
-        if (types.size() != 2) {
-          error(absl::StrCat("cvt needs two types: ", inst.text));
-        }
-        inst.type = types[0];
-        inst.type2 = types[1];
-        return;
+    if (inst.op == Op::Cvt) {
+      if (types.size() != 2) {
+        error(absl::StrCat("cvt needs two types: ", inst.text));
       }
+      inst.type = types[0];
+      inst.type2 = types[1];
+      return;
     }
     if (!types.empty()) {
       inst.type = types.back();
@@ -2358,14 +2355,7 @@ absl::Status launch(const Kernel &kernel, Dim3 grid, Dim3 block, void **params,
     std::memcpy(paramBuffer.data() + kernel.params[i].first, params[i],
                 static_cast<size_t>(kernel.params[i].second));
   }
-  // A buffer of at least one byte keeps data() distinct from every global
-  // allocation even for kernels without shared memory.
-  std::vector<uint8_t> shared(
-      static_cast<size_t>(std::max<int64_t>(1, kernel.sharedBytes)));
-  if (kernel.sharedBytes == 0) {
-    shared.clear();
-    shared.shrink_to_fit();
-  }
+  std::vector<uint8_t> shared(static_cast<size_t>(kernel.sharedBytes));
   try {
     Block runner(kernel, grid, block, memory, paramBuffer, shared);
     for (unsigned z = 0; z < grid.z; ++z) {
