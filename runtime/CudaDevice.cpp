@@ -411,6 +411,12 @@ struct CudaSession::Impl {
   };
   std::vector<Launch> launches;
   std::shared_ptr<const safetensors::File> weights;
+  /// Whether runs write parameters in place (a training step); then
+  /// `hostWeights` caches the device's parameters once read back.
+  bool updatesParams = false;
+  mutable std::shared_ptr<safetensors::File> hostWeights;
+  /// Host copies of state buffers, refreshed by state().
+  mutable std::map<size_t, std::vector<uint8_t>> hostStates;
   bool hasRun = false;
   bool derivedValid = false;
 
@@ -518,6 +524,7 @@ CudaSession::create(const CudaDevice &device, const Artifact &artifact,
     case Storage::Input:
     case Storage::Output:
     case Storage::Derived:
+    case Storage::State:
       status = impl.allocate(static_cast<size_t>(info.byteSize()),
                              absl::StrCat("buffer ", i), impl.addresses[i]);
       if (!status.ok()) {
@@ -526,15 +533,21 @@ CudaSession::create(const CudaDevice &device, const Artifact &artifact,
       if (info.storage == Storage::Output) {
         impl.outputs[i].resize(static_cast<size_t>(info.byteSize()));
       }
+      if (info.storage == Storage::State) {
+        status = driver.check(
+            driver.memsetD8(impl.addresses[i], 0,
+                            static_cast<size_t>(info.byteSize())),
+            absl::StrCat("zeroing state ", info.param));
+        if (!status.ok()) {
+          return status;
+        }
+      }
       break;
     case Storage::Param:
       break; // setWeights
-    case Storage::State:
-      return absl::UnimplementedError(absl::StrCat(
-          artifact.dir(), ": entry ", entry->name,
-          " keeps optimizer state; training runs on the CPU only so far"));
     }
   }
+  impl.updatesParams = updatesParameters(*entry);
 
   // Modules and functions: the cubin when there is one (the arch was checked
   // above), else the PTX, which the driver compiles for this device; also
@@ -679,7 +692,93 @@ CudaSession::setWeights(std::shared_ptr<const safetensors::File> weights) {
     }
   }
   impl.weights = std::move(weights);
+  impl.hostWeights.reset();
   return absl::OkStatus();
+}
+
+std::shared_ptr<const safetensors::File> CudaSession::weights() const {
+  Impl &impl = *impl_;
+  if (!impl.updatesParams || !impl.hasRun) {
+    return impl.hostWeights ? impl.hostWeights : impl.weights;
+  }
+  if (impl.hostWeights) {
+    return impl.hostWeights;
+  }
+  auto copy = std::make_shared<safetensors::File>(*impl.weights);
+  absl::Status status = device_.makeCurrent();
+  for (const auto &[name, address] : impl.params) {
+    if (!status.ok()) {
+      break;
+    }
+    Tensor *tensor = copy->find(name);
+    status = impl.driver->check(impl.driver->memcpyDtoH(tensor->bytes.data(),
+                                                        address,
+                                                        tensor->bytes.size()),
+                                absl::StrCat("copying parameter ", name,
+                                             " back"));
+  }
+  if (!status.ok()) {
+    // The API has no status here: report, and keep the last known values.
+    std::fprintf(stderr, "synthrt: %s\n", std::string(status.message()).c_str());
+    return impl.weights;
+  }
+  impl.hostWeights = std::move(copy);
+  return impl.hostWeights;
+}
+
+std::vector<std::string> CudaSession::stateNames() const {
+  return rt::stateNames(entry_);
+}
+
+absl::StatusOr<TensorView> CudaSession::state(const std::string &name) const {
+  absl::StatusOr<size_t> index = stateIndex(entry_, name);
+  if (!index.ok()) {
+    return index.status();
+  }
+  const Impl &impl = *impl_;
+  const BufferInfo &info = entry_.buffers[*index];
+  std::vector<uint8_t> &bytes = impl.hostStates[*index];
+  bytes.resize(static_cast<size_t>(info.byteSize()));
+  absl::Status status = device_.makeCurrent();
+  if (status.ok()) {
+    status = impl.driver->check(
+        impl.driver->memcpyDtoH(bytes.data(), impl.addresses[*index],
+                                bytes.size()),
+        absl::StrCat("copying state ", name, " back"));
+  }
+  if (!status.ok()) {
+    return status;
+  }
+  return TensorView{info.dtype, &info.shape, bytes.data(), bytes.size()};
+}
+
+absl::Status CudaSession::setState(const std::string &name,
+                                   const Tensor &value) {
+  absl::StatusOr<size_t> index = stateIndex(entry_, name);
+  if (!index.ok()) {
+    return index.status();
+  }
+  const BufferInfo &info = entry_.buffers[*index];
+  if (value.dtype != info.dtype || value.shape != info.shape ||
+      value.bytes.size() != static_cast<size_t>(info.byteSize())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "state \"", name, "\" of entry ", entry_.name, " is ",
+        dtypeName(info.dtype), " ", formatShape(info.shape), ", got ",
+        dtypeName(value.dtype), " ", formatShape(value.shape)));
+  }
+  Impl &impl = *impl_;
+  absl::Status status = device_.makeCurrent();
+  if (status.ok()) {
+    status = impl.driver->check(impl.driver->streamSynchronize(impl.stream),
+                                "cuStreamSynchronize");
+  }
+  if (!status.ok()) {
+    return status;
+  }
+  return impl.driver->check(impl.driver->memcpyHtoD(impl.addresses[*index],
+                                                    value.bytes.data(),
+                                                    value.bytes.size()),
+                            absl::StrCat("uploading state ", name));
 }
 
 absl::Status CudaSession::setInput(const std::string &name,
@@ -815,6 +914,9 @@ absl::Status CudaSession::run(const RunOptions &options) {
   }
   impl.hasRun = true;
   impl.derivedValid = true;
+  if (impl.updatesParams) {
+    impl.hostWeights.reset(); // the parameters changed on the device
+  }
   return absl::OkStatus();
 }
 

@@ -108,8 +108,20 @@ public:
                         const std::vector<int64_t> &shape, const void *data,
                         size_t bytes);
   /// Uploads the parameters of `weights` (checked against the parameter
-  /// table); once calls rerun on the next run.
+  /// table); once calls rerun on the next run. The device holds its own
+  /// copy: a training step updates that, never `weights`.
   absl::Status setWeights(std::shared_ptr<const safetensors::File> weights);
+
+  /// The parameters as the kernels see them now (after training steps, the
+  /// updated values, copied back from the device when they changed).
+  std::shared_ptr<const safetensors::File> weights() const;
+
+  /// State buffers (optimizer moments), as Session: zero when the session
+  /// starts, kept on the device and updated in place from run to run.
+  std::vector<std::string> stateNames() const;
+  /// A copy of state `name` from the device (valid until the next call).
+  absl::StatusOr<TensorView> state(const std::string &name) const;
+  absl::Status setState(const std::string &name, const Tensor &value);
 
   /// Launches every call of the plan and copies the outputs back. With
   /// timing (RunOptions::callSeconds or onCall) the stream is synchronized

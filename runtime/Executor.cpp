@@ -133,7 +133,6 @@ struct Session::Impl {
   std::shared_ptr<safetensors::File> ownWeights;
 };
 
-namespace {
 bool updatesParameters(const EntryInfo &entry) {
   for (int64_t index : entry.updates) {
     if (entry.buffers[static_cast<size_t>(index)].storage == Storage::Param) {
@@ -142,7 +141,6 @@ bool updatesParameters(const EntryInfo &entry) {
   }
   return false;
 }
-} // namespace
 
 Session::Session(const Artifact &artifact, const EntryInfo &entry)
     : artifact_(artifact), entry_(entry), impl_(std::make_unique<Impl>()) {}
@@ -462,9 +460,9 @@ std::shared_ptr<const safetensors::File> Session::weights() const {
   return impl_->weights;
 }
 
-std::vector<std::string> Session::stateNames() const {
+std::vector<std::string> stateNames(const EntryInfo &entry) {
   std::vector<std::string> names;
-  for (const BufferInfo &info : entry_.buffers) {
+  for (const BufferInfo &info : entry.buffers) {
     if (info.storage == Storage::State) {
       names.push_back(info.param);
     }
@@ -472,7 +470,10 @@ std::vector<std::string> Session::stateNames() const {
   return names;
 }
 
-namespace {
+std::vector<std::string> Session::stateNames() const {
+  return rt::stateNames(entry_);
+}
+
 absl::StatusOr<size_t> stateIndex(const EntryInfo &entry,
                                   const std::string &name) {
   for (size_t i = 0; i < entry.buffers.size(); ++i) {
@@ -484,7 +485,6 @@ absl::StatusOr<size_t> stateIndex(const EntryInfo &entry,
   return absl::NotFoundError(
       absl::StrCat("entry ", entry.name, " has no state \"", name, "\""));
 }
-} // namespace
 
 absl::StatusOr<TensorView> Session::state(const std::string &name) const {
   absl::StatusOr<size_t> index = stateIndex(entry_, name);

@@ -65,6 +65,16 @@ absl::StatusOr<size_t> checkInput(const EntryInfo &entry,
 absl::StatusOr<size_t> outputIndex(const EntryInfo &entry,
                                    const std::string &name);
 
+/// The buffer index of state `name` (an optimizer moment) of `entry`.
+absl::StatusOr<size_t> stateIndex(const EntryInfo &entry,
+                                  const std::string &name);
+
+/// The names of `entry`'s state buffers, in buffer order.
+std::vector<std::string> stateNames(const EntryInfo &entry);
+
+/// Whether `entry` writes parameters in place (a training step).
+bool updatesParameters(const EntryInfo &entry);
+
 class Session {
 public:
   /// A session for entry point `entry`, with parameters bound to `weights`

@@ -266,6 +266,48 @@ struct Element {
   SmallVector<Value> index;
 };
 
+/// What the attention kernels read of a fused attention, of its statistics
+/// (attention_stats) or of one of its gradients (fused_attention_grad): the
+/// score parts and their operands, the mixture logits, the values, the masks.
+struct AttentionOperands {
+  Operation *op = nullptr;
+  SmallVector<mlir::synth::ScorePartAttr> parts;
+  SmallVector<SmallVector<Value>> partOperands;
+  Value logits, values, keyMask, queryOffset;
+  bool causal = false;
+  int64_t queries = 0; ///< N, the number of query rows
+};
+
+template <typename OpT>
+AttentionOperands attentionOperands(OpT op, int64_t queries) {
+  AttentionOperands a;
+  a.op = op.getOperation();
+  for (auto [i, attr] : llvm::enumerate(
+           op.getScoreParts().template getAsRange<mlir::synth::ScorePartAttr>())) {
+    a.parts.push_back(attr);
+    auto operands = op.getPartOperands(i);
+    a.partOperands.emplace_back(operands.begin(), operands.end());
+  }
+  a.logits = op.getMixtureLogits();
+  a.values = op.getValues();
+  a.keyMask = op.getKeyMask();
+  a.causal = op.getCausal();
+  a.queries = queries;
+  return a;
+}
+
+AttentionOperands attentionOperands(mlir::synth::FusedAttentionOp op) {
+  AttentionOperands a = attentionOperands(op, shapeOf(op.getResult())[2]);
+  a.queryOffset = op.getQueryOffset();
+  return a;
+}
+AttentionOperands attentionOperands(mlir::synth::AttentionStatsOp op) {
+  return attentionOperands(op, shapeOf(op.getResult())[2]);
+}
+AttentionOperands attentionOperands(mlir::synth::FusedAttentionGradOp op) {
+  return attentionOperands(op, shapeOf(op.getOutput())[2]);
+}
+
 //===----------------------------------------------------------------------===//
 // KernelLowering: one synth.kernel -> one gpu.func
 //===----------------------------------------------------------------------===//
@@ -293,6 +335,18 @@ public:
     anchor_ = &*it;
     info_.name = kernel_.getKernelName().str();
     info_.anchor = anchor_->getName().stripDialect().str();
+    Operation *terminator = body.getTerminator();
+    // A multi-result anchor (adamw: parameter and moments) is the whole
+    // kernel: one output buffer per result.
+    if (anchor_->getNumResults() > 1) {
+      if (std::next(it) != ops.end() ||
+          terminator->getOperands() != anchor_->getResults()) {
+        return unsupported(anchor_, "kernel " + info_.name +
+                                        ": a multi-result op must be the "
+                                        "kernel's only op, its results yielded");
+      }
+      return build(module, SmallVector<Value>(anchor_->getResults()));
+    }
     // The chain: each op after the anchor consumes the previous op's result.
     Value previous = anchor_->getResult(0);
     for (Operation &op : llvm::make_range(std::next(it), ops.end())) {
@@ -305,15 +359,21 @@ public:
       chain_.push_back(&op);
       previous = op.getResult(0);
     }
-    Operation *terminator = body.getTerminator();
     if (terminator->getNumOperands() != 1 ||
         terminator->getOperand(0) != previous) {
       return unsupported(terminator,
                          "kernel " + info_.name +
                              ": expected one result, the chain's last value");
     }
+    return build(module, {previous});
+  }
 
-    // Signature: every input, then the output, as memrefs.
+private:
+  /// Builds the gpu.func: every input, then one buffer per result.
+  absl::StatusOr<LaunchInfo> build(gpu::GPUModuleOp module,
+                                   SmallVector<Value> results) {
+    Block &body = kernel_.getBody().front();
+    // Signature: every input, then the outputs, as memrefs.
     SmallVector<Type> args;
     for (BlockArgument arg : body.getArguments()) {
       FailureOr<MemRefType> type = bufferType(arg.getType());
@@ -324,11 +384,13 @@ public:
       }
       args.push_back(*type);
     }
-    FailureOr<MemRefType> outType = bufferType(previous.getType());
-    if (failed(outType)) {
-      return unsupported(kernel_, "the result is not a static f32 tensor");
+    for (Value result : results) {
+      FailureOr<MemRefType> outType = bufferType(result.getType());
+      if (failed(outType)) {
+        return unsupported(kernel_, "the result is not a static f32 tensor");
+      }
+      args.push_back(*outType);
     }
-    args.push_back(*outType);
 
     OpBuilder::InsertionGuard guard(b_);
     b_.setInsertionPointToStart(module.getBody());
@@ -367,7 +429,10 @@ public:
     for (BlockArgument arg : body.getArguments()) {
       buffers_[arg] = func_.getArgument(arg.getArgNumber());
     }
-    output_ = func_.getArgument(body.getNumArguments());
+    for (size_t r = 0; r < results.size(); ++r) {
+      outputs_.push_back(func_.getArgument(body.getNumArguments() + r));
+    }
+    output_ = outputs_[0];
     for (auto [i, buffer] : llvm::enumerate(shared_)) {
       shared_[i].memref = func_.getWorkgroupAttributions()[i];
     }
@@ -401,7 +466,6 @@ public:
     return info_;
   }
 
-private:
   struct SharedBuffer {
     std::string name;
     SmallVector<int64_t> shape;
@@ -420,7 +484,8 @@ private:
   DenseMap<Value, Value> buffers_;
   SmallVector<mlir::synth::ToIndexOp> indexOps_;
   DenseMap<Value, Value> indices_; ///< to_index results -> index values
-  Value output_;
+  Value output_; ///< the (first) output buffer
+  SmallVector<Value> outputs_;
   SmallVector<SharedBuffer> shared_;
 
   Value buffer(Value synthValue) { return buffers_.lookup(synthValue); }
@@ -524,7 +589,8 @@ private:
       // Both tiles k-contiguous (W stored n-major), rows padded.
       addShared("a_tile", {kLinearTile, kMmaRow}, halfType());
       addShared("b_tile", {kLinearTile, kMmaRow}, halfType());
-    } else if (isa<mlir::synth::LinearOp>(anchor_)) {
+    } else if (isa<mlir::synth::LinearOp, mlir::synth::LinearWeightGradOp>(
+                   anchor_)) {
       // x tile stored transposed; one padding column avoids bank conflicts.
       addShared("a_tile", {kLinearK, kLinearTile + 1}, b_.getF32Type());
       addShared("b_tile", {kLinearK, kLinearTile}, b_.getF32Type());
@@ -533,7 +599,20 @@ private:
       addShared("count_partial", {kReduceThreads}, b_.getF64Type());
     } else if (auto attention =
                    dyn_cast<mlir::synth::FusedAttentionOp>(anchor_)) {
-      return planAttentionShared(attention);
+      attn_ = attentionOperands(attention);
+      return planAttentionShared(attn_);
+    } else if (auto stats = dyn_cast<mlir::synth::AttentionStatsOp>(anchor_)) {
+      attn_ = attentionOperands(stats);
+      return planAttentionShared(attn_);
+    } else if (auto grad =
+                   dyn_cast<mlir::synth::FusedAttentionGradOp>(anchor_)) {
+      attn_ = attentionOperands(grad);
+      return planAttentionGradShared(grad);
+    } else if (isa<mlir::synth::SumSquaresOp>(anchor_)) {
+      addShared("partial", {kReduceThreads}, b_.getF64Type());
+    } else if (isa<mlir::synth::LayerNormGammaGradOp>(anchor_)) {
+      addShared("row_stats", {kGammaRows, 2}, b_.getF32Type());
+      addShared("partial", {kGammaRows, 32}, b_.getF32Type());
     }
     return absl::OkStatus();
   }
@@ -552,8 +631,48 @@ private:
     if (auto ce = dyn_cast<mlir::synth::CrossEntropyOp>(op)) {
       return emitCrossEntropy(ce);
     }
-    if (auto attention = dyn_cast<mlir::synth::FusedAttentionOp>(op)) {
-      return emitAttention(attention);
+    if (isa<mlir::synth::FusedAttentionOp, mlir::synth::AttentionStatsOp>(
+            op)) {
+      return emitAttention(attn_);
+    }
+    if (auto grad = dyn_cast<mlir::synth::FusedAttentionGradOp>(op)) {
+      return emitAttentionGrad(grad);
+    }
+    if (auto grad = dyn_cast<mlir::synth::LinearWeightGradOp>(op)) {
+      return emitLinearWeightGrad(grad);
+    }
+    if (auto sum = dyn_cast<mlir::synth::SumRowsOp>(op)) {
+      return emitSumRows(sum);
+    }
+    if (auto grad = dyn_cast<mlir::synth::LayerNormGradOp>(op)) {
+      return emitLayerNormGrad(grad);
+    }
+    if (auto grad = dyn_cast<mlir::synth::LayerNormGammaGradOp>(op)) {
+      return emitLayerNormGammaGrad(grad);
+    }
+    if (isa<mlir::synth::ReluGradOp, mlir::synth::GeluGradOp>(op)) {
+      return emitActivationGrad(op);
+    }
+    if (auto grad = dyn_cast<mlir::synth::PositionsGradOp>(op)) {
+      return emitPositionsGrad(grad);
+    }
+    if (auto grad = dyn_cast<mlir::synth::MeanPoolGradOp>(op)) {
+      return emitMeanPoolGrad(grad);
+    }
+    if (auto grad = dyn_cast<mlir::synth::EmbeddingGradOp>(op)) {
+      return emitEmbeddingGrad(grad);
+    }
+    if (auto grad = dyn_cast<mlir::synth::CrossEntropyGradOp>(op)) {
+      return emitCrossEntropyGrad(grad);
+    }
+    if (auto sum = dyn_cast<mlir::synth::SumSquaresOp>(op)) {
+      return emitSumSquares(sum);
+    }
+    if (auto lr = dyn_cast<mlir::synth::LearningRateOp>(op)) {
+      return emitLearningRate(lr);
+    }
+    if (auto adam = dyn_cast<mlir::synth::AdamWOp>(op)) {
+      return emitAdamW(adam);
     }
     if (auto embedding = dyn_cast<mlir::synth::EmbeddingOp>(op)) {
       return emitEmbedding(embedding);
@@ -682,29 +801,82 @@ private:
     int64_t m = product(leading);
     int64_t n = shapeOf(op.getResult()).back();
     bool transposed = op.getTransposeWeight();
+    Value x = buffer(op.getInput()), w = buffer(op.getWeight());
+    return tiledMatmul(
+        m, n, k,
+        [&](Value row, Value kk) {
+          SmallVector<Value> index = e_.unflatten(row, leading);
+          index.push_back(kk);
+          return e_.load(x, index);
+        },
+        [&](Value kk, Value col) {
+          return transposed ? e_.load(w, {col, kk}) : e_.load(w, {kk, col});
+        },
+        [&](Value row, Value col, Value v) {
+          if (op.getBias()) {
+            v = e_.fadd(v, e_.load(buffer(op.getBias()), {col}));
+          }
+          SmallVector<Value> index = e_.unflatten(row, leading);
+          index.push_back(col);
+          return finish({v, index});
+        });
+  }
+
+  /// linear_weight_grad: dW[i, o] = sum over rows r of x[r, i] dy[r, o], the
+  /// tiled matmul with the rows as its reduction (f32 at every precision:
+  /// the sum runs over batch x sequence rows).
+  absl::Status emitLinearWeightGrad(mlir::synth::LinearWeightGradOp op) {
+    ArrayRef<int64_t> xShape = shapeOf(op.getInput());
+    ArrayRef<int64_t> leading = xShape.drop_back();
+    int64_t in = xShape.back(), rows = product(leading);
+    int64_t out = shapeOf(op.getDResult()).back();
+    Value x = buffer(op.getInput()), dy = buffer(op.getDResult());
+    auto rowIndex = [&](Value r, Value c) {
+      SmallVector<Value> index = e_.unflatten(r, leading);
+      index.push_back(c);
+      return index;
+    };
+    return tiledMatmul(
+        in, out, rows,
+        [&](Value i, Value r) { return e_.load(x, rowIndex(r, i)); },
+        [&](Value r, Value o) { return e_.load(dy, rowIndex(r, o)); },
+        [&](Value i, Value o, Value v) {
+          return finish({v, op.getTransposeWeight() ? SmallVector<Value>{o, i}
+                                                    : SmallVector<Value>{i, o}});
+        });
+  }
+
+  using MatrixLoad = std::function<Value(Value, Value)>;
+  using MatrixStore = std::function<absl::Status(Value, Value, Value)>;
+
+  /// C[m, n] = sum_k A[m, k] B[k, n] on CUDA cores: a 64x64 output tile per
+  /// block of 16x16 threads, 4x4 outputs per thread in registers, A (stored
+  /// transposed, padded) and B tiles of 16 along k in shared memory, two
+  /// barriers per k step. `loadA(row, kk)` and `loadB(kk, col)` read in-range
+  /// elements (indices are clamped; out-of-range ones contribute 0); `store`
+  /// receives each in-range output.
+  absl::Status tiledMatmul(int64_t m, int64_t n, int64_t k,
+                           const MatrixLoad &loadA, const MatrixLoad &loadB,
+                           const MatrixStore &store) {
     constexpr int64_t threads = kLinearThreads * kLinearThreads;
     info_.block = {threads, 1, 1};
     info_.grid = {(n + kLinearTile - 1) / kLinearTile,
                   (m + kLinearTile - 1) / kLinearTile, 1};
-    Value x = buffer(op.getInput()), w = buffer(op.getWeight());
     Value aTile = shared(0), bTile = shared(1);
     Value tid = e_.threadId();
     Value tx = e_.rem(tid, kLinearThreads), ty = e_.div(tid, kLinearThreads);
     Value n0 = e_.mul(e_.blockId(gpu::Dimension::x), kLinearTile);
     Value m0 = e_.mul(e_.blockId(gpu::Dimension::y), kLinearTile);
     Value zero = e_.f32(0.0);
-    // Out-of-range rows/columns load clamped addresses and contribute 0.
     auto loadX = [&](Value row, Value kk) {
       Value valid = e_.andI(e_.lt(row, m), e_.lt(kk, k));
-      SmallVector<Value> index = e_.unflatten(e_.minI(row, m - 1), leading);
-      index.push_back(e_.minI(kk, k - 1));
-      return e_.select(valid, e_.load(x, index), zero);
+      return e_.select(valid, loadA(e_.minI(row, m - 1), e_.minI(kk, k - 1)),
+                       zero);
     };
     auto loadW = [&](Value kk, Value col) {
       Value valid = e_.andI(e_.lt(kk, k), e_.lt(col, n));
-      Value kc = e_.minI(kk, k - 1), cc = e_.minI(col, n - 1);
-      Value v = transposed ? e_.load(w, {cc, kc}) : e_.load(w, {kc, cc});
-      return e_.select(valid, v, zero);
+      return e_.select(valid, loadB(e_.minI(kk, k - 1), e_.minI(col, n - 1)),
+                       zero);
     };
     constexpr int64_t outputs = kLinearPerThread * kLinearPerThread;
     SmallVector<Value> inits(outputs, zero);
@@ -712,7 +884,7 @@ private:
     SmallVector<Value> acc = e_.loop(
         e_.idx(0), e_.idx(kTiles), 1, inits, [&](Value kt, ValueRange carried) {
           Value k0 = e_.mul(kt, kLinearK);
-          // Stage a 64 x 16 tile of x (transposed) and a 16 x 64 tile of W.
+          // Stage a 64 x 16 tile of A (transposed) and a 16 x 64 tile of B.
           for (int64_t step = 0; step < kLinearTile * kLinearK / threads;
                ++step) {
             Value flat = e_.add(tid, step * threads);
@@ -750,13 +922,8 @@ private:
         Value row = e_.add(m0, e_.add(ty, r * kLinearThreads));
         Value col = e_.add(n0, e_.add(tx, c * kLinearThreads));
         e_.ifThen(e_.andI(e_.lt(row, m), e_.lt(col, n)), [&] {
-          Value v = acc[r * kLinearPerThread + c];
-          if (op.getBias()) {
-            v = e_.fadd(v, e_.load(buffer(op.getBias()), {col}));
-          }
-          SmallVector<Value> index = e_.unflatten(row, leading);
-          index.push_back(col);
-          if (absl::Status s = finish({v, index}); !s.ok()) {
+          absl::Status s = store(row, col, acc[r * kLinearPerThread + c]);
+          if (!s.ok()) {
             status = s;
           }
         });
@@ -1037,19 +1204,24 @@ private:
     return status;
   }
 
-  /// P[h] @ V[b, h]: one thread per output element (P is small: [H, N, M]
+  /// P[h] @ V[b, h], or P[h]^T @ V[b, h] (transpose_probs: the values'
+  /// gradient): one thread per output element (P is small: [H, N, M]
   /// computed once per parameter binding).
   absl::Status emitAttendProbs(mlir::synth::AttendProbsOp op) {
     int64_t m = shapeOf(op.getValues())[2];
+    bool transposed = op.getTransposeProbs();
     Value p = buffer(op.getProbs()), v = buffer(op.getValues());
     absl::Status status;
     elementGrid(shapeOf(op.getResult()), [&](SmallVector<Value> index) {
       Value sum =
           e_.loop(e_.idx(0), e_.idx(m), 1, {e_.f32(0.0)},
                   [&](Value j, ValueRange a) -> SmallVector<Value> {
+                    Value prob = transposed
+                                     ? e_.load(p, {index[1], j, index[2]})
+                                     : e_.load(p, {index[1], index[2], j});
                     return {e_.fma(
-                        e_.load(p, {index[1], index[2], j}),
-                        e_.load(v, {index[0], index[1], j, index[3]}), a[0])};
+                        prob, e_.load(v, {index[0], index[1], j, index[3]}),
+                        a[0])};
                   })[0];
       status = finish({sum, index});
     });
@@ -1080,6 +1252,449 @@ private:
       status = finish({e_.fdiv(sums[0], e_.fmax(sums[1], one)), index});
     });
     return status;
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Backward pass and optimizer (training)
+  //===--------------------------------------------------------------------===//
+
+  /// sum_rows: one thread per column, the rows in order.
+  absl::Status emitSumRows(mlir::synth::SumRowsOp op) {
+    ArrayRef<int64_t> leading = shapeOf(op.getInput()).drop_back();
+    Value x = buffer(op.getInput());
+    absl::Status status;
+    elementGrid(shapeOf(op.getResult()), [&](SmallVector<Value> index) {
+      Value sum = e_.loop(e_.idx(0), e_.idx(product(leading)), 1,
+                          {e_.f32(0.0)},
+                          [&](Value r, ValueRange a) -> SmallVector<Value> {
+                            SmallVector<Value> at = e_.unflatten(r, leading);
+                            at.push_back(index[0]);
+                            return {e_.fadd(a[0], e_.load(x, at))};
+                          })[0];
+      status = finish({sum, index});
+    });
+    return status;
+  }
+
+  /// Mean and 1 / sqrt(variance + epsilon) of one row, by the warp whose
+  /// lanes call it (as emitLayerNorm: two passes, shuffle sums).
+  std::pair<Value, Value> rowStatistics(Value x, ArrayRef<Value> prefix,
+                                        int64_t d, Value lane,
+                                        double epsilon) {
+    auto at = [&](Value c) {
+      SmallVector<Value> index(prefix.begin(), prefix.end());
+      index.push_back(c);
+      return index;
+    };
+    Value sum = e_.loop(lane, e_.idx(d), 32, {e_.f32(0.0)},
+                        [&](Value c, ValueRange s) -> SmallVector<Value> {
+                          return {e_.fadd(s[0], e_.load(x, at(c)))};
+                        })[0];
+    Value mean = e_.fdiv(e_.warpSum(sum), e_.f32(double(d)));
+    Value sq = e_.loop(lane, e_.idx(d), 32, {e_.f32(0.0)},
+                       [&](Value c, ValueRange s) -> SmallVector<Value> {
+                         Value centered = e_.fsub(e_.load(x, at(c)), mean);
+                         return {e_.fma(centered, centered, s[0])};
+                       })[0];
+    Value var = e_.fdiv(e_.warpSum(sq), e_.f32(double(d)));
+    Value rstd = e_.fdiv(e_.f32(1.0),
+                         math::SqrtOp::create(b_, e_.loc,
+                                              e_.fadd(var, e_.f32(epsilon))));
+    return {mean, rstd};
+  }
+
+  /// layer_norm_grad: one warp per row; statistics recomputed, then
+  /// dx = rstd (g - mean(g) - xhat mean(g xhat)) with g = dy gamma.
+  absl::Status emitLayerNormGrad(mlir::synth::LayerNormGradOp op) {
+    ArrayRef<int64_t> shape = shapeOf(op.getInput());
+    ArrayRef<int64_t> leading = shape.drop_back();
+    int64_t d = shape.back(), rows = product(leading);
+    info_.block = {32 * kNormRowsPerBlock, 1, 1};
+    info_.grid = {(rows + kNormRowsPerBlock - 1) / kNormRowsPerBlock, 1, 1};
+    Value x = buffer(op.getInput()), gamma = buffer(op.getGamma()),
+          dy = buffer(op.getDResult());
+    Value tid = e_.threadId();
+    Value lane = e_.rem(tid, 32);
+    Value row = e_.add(e_.mul(e_.blockId(gpu::Dimension::x), kNormRowsPerBlock),
+                       e_.div(tid, 32));
+    absl::Status status;
+    e_.ifThen(e_.lt(row, rows), [&] {
+      SmallVector<Value> prefix = e_.unflatten(row, leading);
+      auto at = [&](Value c) {
+        SmallVector<Value> index = prefix;
+        index.push_back(c);
+        return index;
+      };
+      auto [mean, rstd] = rowStatistics(x, prefix, d, lane,
+                                        op.getEpsilon().convertToDouble());
+      auto g = [&](Value c) {
+        return e_.fmul(e_.load(dy, at(c)), e_.load(gamma, {c}));
+      };
+      auto xhat = [&](Value c) {
+        return e_.fmul(e_.fsub(e_.load(x, at(c)), mean), rstd);
+      };
+      Value zero = e_.f32(0.0);
+      SmallVector<Value> sums =
+          e_.loop(lane, e_.idx(d), 32, {zero, zero},
+                  [&](Value c, ValueRange s) -> SmallVector<Value> {
+                    Value gc = g(c);
+                    return {e_.fadd(s[0], gc), e_.fma(gc, xhat(c), s[1])};
+                  });
+      Value meanG = e_.fdiv(e_.warpSum(sums[0]), e_.f32(double(d)));
+      Value meanGX = e_.fdiv(e_.warpSum(sums[1]), e_.f32(double(d)));
+      e_.loop(lane, e_.idx(d), 32, [&](Value c) {
+        Value inner = e_.fsub(e_.fsub(g(c), meanG), e_.fmul(xhat(c), meanGX));
+        if (absl::Status s = finish({e_.fmul(rstd, inner), at(c)}); !s.ok()) {
+          status = s;
+        }
+      });
+    });
+    return status;
+  }
+
+  /// Rows per step of layer_norm_gamma_grad (one warp each).
+  static constexpr int64_t kGammaRows = 8;
+
+  /// layer_norm_gamma_grad: a block per 32 columns, 8 warps. Per step of 8
+  /// rows, warp w computes row w's statistics into shared memory, then lane
+  /// l adds dy xhat of column c0 + l of that row to its partial sum; the 8
+  /// partials of a column are added at the end (no atomics: deterministic).
+  absl::Status emitLayerNormGammaGrad(mlir::synth::LayerNormGammaGradOp op) {
+    ArrayRef<int64_t> shape = shapeOf(op.getInput());
+    ArrayRef<int64_t> leading = shape.drop_back();
+    int64_t d = shape.back(), rows = product(leading);
+    info_.block = {32 * kGammaRows, 1, 1};
+    info_.grid = {(d + 31) / 32, 1, 1};
+    Value x = buffer(op.getInput()), dy = buffer(op.getDResult());
+    Value stats = shared(0), partial = shared(1);
+    Value tid = e_.threadId();
+    Value lane = e_.rem(tid, 32), warp = e_.div(tid, 32);
+    Value c = e_.add(e_.mul(e_.blockId(gpu::Dimension::x), 32), lane);
+    Value cc = e_.minI(c, d - 1);
+    Value zero = e_.f32(0.0);
+    double epsilon = op.getEpsilon().convertToDouble();
+    Value acc = e_.loop(
+        e_.idx(0), e_.idx(rows), kGammaRows, {zero},
+        [&](Value r0, ValueRange a) -> SmallVector<Value> {
+          Value row = e_.add(r0, warp);
+          Value rc = e_.minI(row, rows - 1);
+          SmallVector<Value> prefix = e_.unflatten(rc, leading);
+          e_.barrier(); // the previous rows' statistics are read
+          e_.ifThen(e_.lt(row, rows), [&] { // uniform per warp
+            auto [mean, rstd] = rowStatistics(x, prefix, d, lane, epsilon);
+            e_.store(mean, stats, {warp, e_.idx(0)});
+            e_.store(rstd, stats, {warp, e_.idx(1)});
+          });
+          e_.barrier();
+          SmallVector<Value> at = prefix;
+          at.push_back(cc);
+          Value xhat = e_.fmul(
+              e_.fsub(e_.load(x, at), e_.load(stats, {warp, e_.idx(0)})),
+              e_.load(stats, {warp, e_.idx(1)}));
+          Value term = e_.fmul(e_.load(dy, at), xhat);
+          Value valid = e_.andI(e_.lt(row, rows), e_.lt(c, d));
+          return {e_.fadd(a[0], e_.select(valid, term, zero))};
+        })[0];
+    e_.store(acc, partial, {warp, lane});
+    e_.barrier();
+    absl::Status status;
+    e_.ifThen(e_.andI(e_.lt(warp, 1), e_.lt(c, d)), [&] {
+      Value sum = zero;
+      for (int64_t w = 0; w < kGammaRows; ++w) {
+        sum = e_.fadd(sum, e_.load(partial, {e_.idx(w), lane}));
+      }
+      status = finish({sum, {c}});
+    });
+    return status;
+  }
+
+  /// relu_grad (dy where the relu's result is positive) and gelu_grad
+  /// (dy gelu'(x), erf or tanh as the gelu): one thread per element.
+  absl::Status emitActivationGrad(Operation *op) {
+    Value in = buffer(op->getOperand(0)), dy = buffer(op->getOperand(1));
+    if (!in || !dy) {
+      return unsupported(op, "operands defined inside the kernel");
+    }
+    auto gelu = dyn_cast<mlir::synth::GeluGradOp>(op);
+    absl::Status status;
+    elementGrid(shapeOf(op->getResult(0)), [&](SmallVector<Value> index) {
+      Value x = e_.load(in, index), g = e_.load(dy, index);
+      Value zero = e_.f32(0.0), half = e_.f32(0.5), one = e_.f32(1.0);
+      Value v;
+      if (!gelu) {
+        v = e_.select(e_.fgt(x, zero), g, zero);
+      } else if (gelu.getApproximation() ==
+                 mlir::synth::GeluApproximation::Tanh) {
+        // u = c (x + a x^3): 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) u'.
+        constexpr double c = 0.7978845608028654, a = 0.044715;
+        Value x2 = e_.fmul(x, x);
+        Value u = e_.fmul(e_.f32(c), e_.fma(e_.fmul(e_.f32(a), x2), x, x));
+        Value t = math::TanhOp::create(b_, e_.loc, u);
+        Value du = e_.fmul(e_.f32(c), e_.fma(e_.f32(3 * a), x2, one));
+        Value sech2 = e_.fsub(one, e_.fmul(t, t));
+        Value d = e_.fma(e_.fmul(e_.fmul(half, x), sech2), du,
+                         e_.fmul(half, e_.fadd(one, t)));
+        v = e_.fmul(g, d);
+      } else {
+        // 0.5 (1 + erf(x / sqrt 2)) + x exp(-x^2 / 2) / sqrt(2 pi).
+        Value cdf = e_.fmul(
+            half, e_.fadd(one, math::ErfOp::create(
+                                   b_, e_.loc,
+                                   e_.fmul(x, e_.f32(0.7071067811865476)))));
+        Value pdf = e_.fmul(e_.f32(0.3989422804014327),
+                            e_.exp(e_.fmul(e_.f32(-0.5), e_.fmul(x, x))));
+        v = e_.fmul(g, e_.fma(x, pdf, cdf));
+      }
+      status = finish({v, index});
+    });
+    return status;
+  }
+
+  /// positions_grad: row p < N of the table is the batch sum of dy[:, p];
+  /// rows the sequences did not reach are 0.
+  absl::Status emitPositionsGrad(mlir::synth::PositionsGradOp op) {
+    ArrayRef<int64_t> dyShape = shapeOf(op.getDResult());
+    Value dy = buffer(op.getDResult());
+    absl::Status status;
+    elementGrid(shapeOf(op.getResult()), [&](SmallVector<Value> index) {
+      Value p = e_.minI(index[0], dyShape[1] - 1);
+      Value sum = e_.loop(e_.idx(0), e_.idx(dyShape[0]), 1, {e_.f32(0.0)},
+                          [&](Value bb, ValueRange a) -> SmallVector<Value> {
+                            return {e_.fadd(a[0],
+                                            e_.load(dy, {bb, p, index[1]}))};
+                          })[0];
+      status = finish(
+          {e_.select(e_.lt(index[0], dyShape[1]), sum, e_.f32(0.0)), index});
+    });
+    return status;
+  }
+
+  /// mean_pool_grad: dy[b] / max(1, real tokens of b) at real tokens, else 0.
+  absl::Status emitMeanPoolGrad(mlir::synth::MeanPoolGradOp op) {
+    Value dy = buffer(op.getDResult()), mask = buffer(op.getMask());
+    int64_t n = shapeOf(op.getMask())[1];
+    absl::Status status;
+    elementGrid(shapeOf(op.getResult()), [&](SmallVector<Value> index) {
+      Value zero = e_.f32(0.0), one = e_.f32(1.0);
+      Value count =
+          e_.loop(e_.idx(0), e_.idx(n), 1, {zero},
+                  [&](Value i, ValueRange a) -> SmallVector<Value> {
+                    Value real = nonzero(e_.load(mask, {index[0], i}));
+                    return {e_.fadd(a[0], e_.select(real, one, zero))};
+                  })[0];
+      Value v = e_.fdiv(e_.load(dy, {index[0], index[2]}), e_.fmax(count, one));
+      Value real = nonzero(e_.load(mask, {index[0], index[1]}));
+      status = finish({e_.select(real, v, zero), index});
+    });
+    return status;
+  }
+
+  /// embedding_grad: one thread per (vocabulary row, column) scans every
+  /// position in order (deterministic, no atomics; O(vocab x d x positions),
+  /// fine for byte and small vocabularies). Ids are clamped to [0, vocab).
+  absl::Status emitEmbeddingGrad(mlir::synth::EmbeddingGradOp op) {
+    ArrayRef<int64_t> idShape = shapeOf(op.getIds());
+    int64_t vocab = shapeOf(op.getResult())[0];
+    Value ids = buffer(op.getIds()), dy = buffer(op.getDResult());
+    absl::Status status;
+    elementGrid(shapeOf(op.getResult()), [&](SmallVector<Value> index) {
+      Value sum = e_.loop(
+          e_.idx(0), e_.idx(product(idShape)), 1, {e_.f32(0.0)},
+          [&](Value p, ValueRange a) -> SmallVector<Value> {
+            SmallVector<Value> at = e_.unflatten(p, idShape);
+            Value id = e_.load(ids, at);
+            id = arith::MaxSIOp::create(b_, e_.loc, id, e_.i32(0));
+            id = arith::MinSIOp::create(b_, e_.loc, id, e_.i32(vocab - 1));
+            Value hit = arith::CmpIOp::create(b_, e_.loc,
+                                              arith::CmpIPredicate::eq,
+                                              e_.toIndex(id), index[0]);
+            at.push_back(index[1]);
+            return {e_.fadd(
+                a[0], e_.select(hit, e_.load(dy, at), e_.f32(0.0)))};
+          })[0];
+      status = finish({sum, index});
+    });
+    return status;
+  }
+
+  /// cross_entropy_grad: one warp per row: (softmax - onehot) scale / count
+  /// for rows whose target is not ignored, 0 for the others. Each warp
+  /// counts the non-ignored targets itself (a pass over the targets).
+  absl::Status emitCrossEntropyGrad(mlir::synth::CrossEntropyGradOp op) {
+    ArrayRef<int64_t> shape = shapeOf(op.getLogits());
+    ArrayRef<int64_t> leading = shape.drop_back();
+    int64_t vocab = shape.back(), rows = product(leading);
+    info_.block = {32 * kNormRowsPerBlock, 1, 1};
+    info_.grid = {(rows + kNormRowsPerBlock - 1) / kNormRowsPerBlock, 1, 1};
+    Value logits = buffer(op.getLogits()), targets = buffer(op.getTargets());
+    Value tid = e_.threadId();
+    Value lane = e_.rem(tid, 32);
+    Value row = e_.add(e_.mul(e_.blockId(gpu::Dimension::x), kNormRowsPerBlock),
+                       e_.div(tid, 32));
+    Value zero = e_.f32(0.0), one = e_.f32(1.0);
+    Value ignore = e_.i32(op.getIgnoreIndex());
+    auto notIgnored = [&](Value target) {
+      return arith::CmpIOp::create(b_, e_.loc, arith::CmpIPredicate::ne, target,
+                                   ignore)
+          .getResult();
+    };
+    absl::Status status;
+    e_.ifThen(e_.lt(row, rows), [&] {
+      Value count =
+          e_.loop(lane, e_.idx(rows), 32, {zero},
+                  [&](Value r, ValueRange a) -> SmallVector<Value> {
+                    Value t = e_.load(targets, e_.unflatten(r, leading));
+                    return {e_.fadd(a[0], e_.select(notIgnored(t), one, zero))};
+                  })[0];
+      count = e_.fmax(e_.warpSum(count), one);
+      SmallVector<Value> prefix = e_.unflatten(row, leading);
+      auto at = [&](Value c) {
+        SmallVector<Value> index = prefix;
+        index.push_back(c);
+        return index;
+      };
+      Value mx = e_.loop(lane, e_.idx(vocab), 32, {e_.f32(kMaskedScore)},
+                         [&](Value c, ValueRange a) -> SmallVector<Value> {
+                           return {e_.fmax(a[0], e_.load(logits, at(c)))};
+                         })[0];
+      mx = e_.warpMax(mx);
+      Value sum = e_.loop(lane, e_.idx(vocab), 32, {zero},
+                          [&](Value c, ValueRange a) -> SmallVector<Value> {
+                            return {e_.fadd(
+                                a[0],
+                                e_.exp(e_.fsub(e_.load(logits, at(c)), mx)))};
+                          })[0];
+      sum = e_.warpSum(sum);
+      Value target = e_.load(targets, prefix);
+      Value valid = notIgnored(target);
+      Value scale =
+          op.getScale() ? e_.load(buffer(op.getScale()), {}) : one;
+      Value factor = e_.fdiv(scale, count);
+      e_.loop(lane, e_.idx(vocab), 32, [&](Value c) {
+        Value prob = e_.fdiv(e_.exp(e_.fsub(e_.load(logits, at(c)), mx)), sum);
+        Value isTarget = arith::CmpIOp::create(
+            b_, e_.loc, arith::CmpIPredicate::eq,
+            arith::IndexCastOp::create(b_, e_.loc, b_.getI32Type(), c), target);
+        Value grad = e_.fmul(e_.fsub(prob, e_.select(isTarget, one, zero)),
+                             factor);
+        if (absl::Status s = finish({e_.select(valid, grad, zero), at(c)});
+            !s.ok()) {
+          status = s;
+        }
+      });
+    });
+    return status;
+  }
+
+  /// sum_squares: one block; f64 partial sums per thread, added in order by
+  /// thread 0.
+  absl::Status emitSumSquares(mlir::synth::SumSquaresOp op) {
+    ArrayRef<int64_t> shape = shapeOf(op.getInput());
+    info_.block = {kReduceThreads, 1, 1};
+    info_.grid = {1, 1, 1};
+    Value x = buffer(op.getInput());
+    Type f64 = b_.getF64Type();
+    Value tid = e_.threadId();
+    Value partial = e_.loop(
+        tid, e_.idx(product(shape)), kReduceThreads, {e_.f64(0.0)},
+        [&](Value i, ValueRange a) -> SmallVector<Value> {
+          Value v = arith::ExtFOp::create(b_, e_.loc, f64,
+                                          e_.load(x, e_.unflatten(i, shape)));
+          return {e_.fma(v, v, a[0])};
+        })[0];
+    e_.store(partial, shared(0), {tid});
+    e_.barrier();
+    absl::Status status;
+    e_.ifThen(e_.lt(tid, 1), [&] {
+      Value total =
+          e_.loop(e_.idx(0), e_.idx(kReduceThreads), 1, {e_.f64(0.0)},
+                  [&](Value t, ValueRange a) -> SmallVector<Value> {
+                    return {e_.fadd(a[0], e_.load(shared(0), {t}))};
+                  })[0];
+      status = finish(
+          {arith::TruncFOp::create(b_, e_.loc, b_.getF32Type(), total), {}});
+    });
+    return status;
+  }
+
+  Value toF32(Value i32Value) {
+    return arith::SIToFPOp::create(b_, e_.loc, b_.getF32Type(), i32Value);
+  }
+
+  /// learning_rate: one thread; f32 arithmetic as the CPU back end.
+  absl::Status emitLearningRate(mlir::synth::LearningRateOp op) {
+    info_.block = {1, 1, 1};
+    info_.grid = {1, 1, 1};
+    Value t = toF32(e_.load(buffer(op.getStep()), {}));
+    Value total = toF32(e_.load(buffer(op.getTotalSteps()), {}));
+    int64_t warmup = op.getWarmupSteps();
+    double finalRatio = op.getFinalRatio().convertToDouble();
+    Value warm = e_.f32(double(warmup));
+    Value progress = e_.fdiv(e_.fsub(t, warm),
+                             e_.fmax(e_.f32(1.0), e_.fsub(total, warm)));
+    progress = arith::MinNumFOp::create(
+        b_, e_.loc, e_.fmax(progress, e_.f32(0.0)), e_.f32(1.0));
+    // cos of an argument in [0, pi]: the fast approximation (cos.approx,
+    // absolute error ~1e-6) rather than libdevice's cosf, whose slow path
+    // for huge arguments needs a stack and a module-scope table.
+    Value cosine = math::CosOp::create(
+        b_, e_.loc, e_.fmul(e_.f32(3.14159265358979), progress),
+        arith::FastMathFlags::afn);
+    Value decay = e_.fma(e_.f32((1.0 - finalRatio) * 0.5),
+                         e_.fadd(e_.f32(1.0), cosine), e_.f32(finalRatio));
+    Value rate =
+        warmup > 0 ? e_.select(arith::CmpFOp::create(
+                                   b_, e_.loc, arith::CmpFPredicate::OLE, t,
+                                   warm),
+                               e_.fdiv(t, warm), decay)
+                   : decay;
+    return finish(
+        {e_.fmul(e_.f32(op.getPeak().convertToDouble()), rate), {}});
+  }
+
+  /// adamw: one thread per element; reads p, g, m, v and writes p', m', v'
+  /// at the same index (the runtime binds the outputs to the parameter and
+  /// state buffers: in place).
+  absl::Status emitAdamW(mlir::synth::AdamWOp op) {
+    double beta1 = op.getBeta1().convertToDouble();
+    double beta2 = op.getBeta2().convertToDouble();
+    double maxNorm = op.getMaxGradNorm().convertToDouble();
+    if (maxNorm > 0.0 && !op.getGradSqNorm()) {
+      return unsupported(op, "max_grad_norm without grad_sq_norm");
+    }
+    Value lr = e_.load(buffer(op.getLr()), {});
+    Value t = toF32(e_.load(buffer(op.getStep()), {}));
+    Value one = e_.f32(1.0);
+    Value clip = one;
+    if (maxNorm > 0.0) {
+      Value sq = e_.load(buffer(op.getGradSqNorm()), {});
+      Value norm = math::SqrtOp::create(b_, e_.loc, sq);
+      clip = arith::MinNumFOp::create(
+          b_, e_.loc, one,
+          e_.fdiv(e_.f32(maxNorm), e_.fadd(norm, e_.f32(1e-6))));
+    }
+    auto pow = [&](double base) {
+      return math::PowFOp::create(b_, e_.loc, e_.f32(base), t).getResult();
+    };
+    Value c1 = e_.fsub(one, pow(beta1)), c2 = e_.fsub(one, pow(beta2));
+    Value decay = e_.fmul(lr, e_.f32(op.getWeightDecay().convertToDouble()));
+    elementGrid(shapeOf(op.getParam()), [&](SmallVector<Value> index) {
+      Value p = e_.load(buffer(op.getParam()), index);
+      Value g = e_.fmul(e_.load(buffer(op.getGrad()), index), clip);
+      Value m = e_.fma(e_.f32(beta1), e_.load(buffer(op.getM()), index),
+                       e_.fmul(e_.f32(1.0 - beta1), g));
+      Value v = e_.fma(e_.f32(beta2), e_.load(buffer(op.getV()), index),
+                       e_.fmul(e_.f32(1.0 - beta2), e_.fmul(g, g)));
+      Value denom = e_.fadd(
+          math::SqrtOp::create(b_, e_.loc, e_.fdiv(v, c2)),
+          e_.f32(op.getEpsilon().convertToDouble()));
+      Value update = e_.fdiv(e_.fdiv(m, c1), denom);
+      Value next = e_.fsub(e_.fsub(p, e_.fmul(lr, update)), e_.fmul(decay, p));
+      e_.store(next, outputs_[0], index);
+      e_.store(m, outputs_[1], index);
+      e_.store(v, outputs_[2], index);
+    });
+    return absl::OkStatus();
   }
 
   static constexpr int64_t kReduceThreads = 256;
@@ -1170,38 +1785,46 @@ private:
   bool mmaAttention_ = false;
   /// Queries per block: kQueryTile (f32), kMmaQueryTile (tensor cores).
   int64_t qTile_ = kQueryTile;
+  /// Keys per tile: kKeyTile, or 16 where a gradient kernel's tiles would not
+  /// fit in shared memory otherwise.
+  int64_t keyTile_ = kKeyTile;
+  AttentionOperands attn_;
 
-  absl::Status planAttentionShared(mlir::synth::FusedAttentionOp op) {
-    if (op.getQueryOffset() &&
+  absl::Status planAttentionShared(const AttentionOperands &op) {
+    if (op.queryOffset &&
         !llvm::any_of(indexOps_, [&](mlir::synth::ToIndexOp index) {
-          return index.getResult() == op.getQueryOffset();
+          return index.getResult() == op.queryOffset;
         })) {
-      return unsupported(op, "query_offset defined inside the kernel");
+      return unsupported(op.op, "query_offset defined inside the kernel");
     }
     Type f32 = b_.getF32Type();
-    int64_t d = shapeOf(op.getValues())[3];
-    mmaAttention_ = precision_ != "f32" && mmaAttentionFits(op);
+    int64_t d = shapeOf(op.values)[3];
+    // Statistics and gradients run the f32 kernels at every precision.
+    bool forward = isa<mlir::synth::FusedAttentionOp>(op.op);
+    mmaAttention_ = forward && precision_ != "f32" && mmaAttentionFits(op);
     Type staged = mmaAttention_ ? halfType() : f32;
     if (mmaAttention_) {
       qTile_ = kMmaQueryTile;
       threads_ = 32 * (kMmaQueryTile / 16);
       // V^T: the B operand of P V, k (keys) contiguous, rows padded.
-      values_ = addShared("vt_tile", {d, kKeyTile + 8}, staged);
+      values_ = addShared("vt_tile", {d, keyTile_ + 8}, staged);
     } else {
       groups_ = d % 8 == 0 ? 8 : d % 4 == 0 ? 4 : d % 2 == 0 ? 2 : 1;
       threads_ = qTile_ * groups_;
-      values_ = addShared("v_tile", {kKeyTile, d}, f32);
+      // The statistics need no values.
+      if (!isa<mlir::synth::AttentionStatsOp>(op.op)) {
+        values_ = addShared("v_tile", {keyTile_, d}, f32);
+      }
     }
-    scores_ = addShared("s_tile", {qTile_, kKeyTile + 1}, f32);
-    for (auto [i, attr] : llvm::enumerate(
-             op.getScoreParts().getAsRange<mlir::synth::ScorePartAttr>())) {
+    scores_ = addShared("s_tile", {qTile_, keyTile_ + 1}, f32);
+    for (auto [i, attr] : llvm::enumerate(op.parts)) {
       Part part;
       part.kind = attr.getKind();
-      part.operands.assign(op.getPartOperands(i).begin(),
-                           op.getPartOperands(i).end());
+      part.operands.assign(op.partOperands[i].begin(),
+                           op.partOperands[i].end());
       for (Value v : part.operands) {
         if (!buffer(v) && !isa<BlockArgument>(v)) {
-          return unsupported(op, "score operand defined inside the kernel");
+          return unsupported(op.op, "score operand defined inside the kernel");
         }
       }
       std::string tag = std::to_string(i);
@@ -1216,7 +1839,7 @@ private:
         int64_t pad = mmaAttention_ ? 8 : 0;
         part.queries = addShared("q_tile" + tag, {qTile_, dq + pad}, staged);
         part.keys = addShared("k_tile" + tag,
-                              {kKeyTile, dq + (mmaAttention_ ? 8 : 1)}, staged);
+                              {keyTile_, dq + (mmaAttention_ ? 8 : 1)}, staged);
         break;
       }
       case mlir::synth::ScoreKind::Dense:
@@ -1243,15 +1866,14 @@ private:
   /// Whether the tensor-core attention applies: 16-bit precision, head dims
   /// that fill MMA tiles (values: multiple of 8; dot queries and keys:
   /// multiple of 16), and its shared memory within the static limit.
-  bool mmaAttentionFits(mlir::synth::FusedAttentionOp op) {
-    int64_t d = shapeOf(op.getValues())[3];
+  bool mmaAttentionFits(const AttentionOperands &op) {
+    int64_t d = shapeOf(op.values)[3];
     if (d % 8 != 0) {
       return false;
     }
     int64_t bytes = d * (kKeyTile + 8) * 2 + kMmaQueryTile * (kKeyTile + 1) * 4;
-    for (auto [i, attr] : llvm::enumerate(
-             op.getScoreParts().getAsRange<mlir::synth::ScorePartAttr>())) {
-      auto operands = op.getPartOperands(i);
+    for (auto [i, attr] : llvm::enumerate(op.parts)) {
+      auto operands = op.partOperands[i];
       switch (attr.getKind()) {
       case mlir::synth::ScoreKind::Dot: {
         int64_t dq = shapeOf(operands[0])[3];
@@ -1337,19 +1959,26 @@ private:
     SmallVector<Value> alpha; ///< mixture weights; empty for one part
   };
 
-  AttentionBlock attentionBlock(mlir::synth::FusedAttentionOp op) {
+  AttentionBlock attentionBlock(const AttentionOperands &op) {
     AttentionBlock blk;
     blk.tid = e_.threadId();
     blk.h = e_.blockId(gpu::Dimension::y);
     blk.bb = e_.blockId(gpu::Dimension::z);
     blk.q0 = e_.mul(e_.blockId(gpu::Dimension::x), qTile_);
-    // Mixture weights softmax(logits[h]) (per thread; m is tiny).
+    blk.alpha = mixtureWeights(op, blk.h);
+    return blk;
+  }
+
+  /// Mixture weights softmax(logits[h]) (per thread; m is tiny); empty for
+  /// one part.
+  SmallVector<Value> mixtureWeights(const AttentionOperands &op, Value h) {
+    SmallVector<Value> alpha;
     if (parts_.size() > 1) {
-      Value logits = buffer(op.getMixtureLogits());
+      Value logits = buffer(op.logits);
       SmallVector<Value> raw;
       Value mx = e_.f32(kMaskedScore);
       for (size_t p = 0; p < parts_.size(); ++p) {
-        raw.push_back(e_.load(logits, {blk.h, e_.idx(int64_t(p))}));
+        raw.push_back(e_.load(logits, {h, e_.idx(int64_t(p))}));
         mx = e_.fmax(mx, raw.back());
       }
       Value sum = e_.f32(0.0);
@@ -1358,17 +1987,17 @@ private:
         sum = e_.fadd(sum, r);
       }
       for (Value r : raw) {
-        blk.alpha.push_back(e_.fdiv(r, sum));
+        alpha.push_back(e_.fdiv(r, sum));
       }
     }
-    return blk;
+    return alpha;
   }
 
   /// Prologue, once per query tile: queries of dot parts, hidden layers (and
   /// factors) of dense parts, in shared memory; ends with a barrier.
-  void attentionPrologue(mlir::synth::FusedAttentionOp op,
+  void attentionPrologue(const AttentionOperands &op,
                          const AttentionBlock &blk) {
-    int64_t n = shapeOf(op.getResult())[2];
+    int64_t n = op.queries;
     Value zero = e_.f32(0.0);
     Value tid = blk.tid, bb = blk.bb, h = blk.h;
     auto queryOf = [&](Value r) { return e_.minI(e_.add(blk.q0, r), n - 1); };
@@ -1429,29 +2058,29 @@ private:
 
   /// Key tiles to visit: all of them, or (causal) up to the block's last
   /// query.
-  Value keyTileCount(mlir::synth::FusedAttentionOp op, Value q0) {
-    int64_t m = shapeOf(op.getValues())[2];
-    int64_t n = shapeOf(op.getResult())[2];
-    if (op.getCausal()) {
+  Value keyTileCount(const AttentionOperands &op, Value q0) {
+    int64_t m = shapeOf(op.values)[2];
+    int64_t n = op.queries;
+    if (op.causal) {
       // Keys up to the block's last query, at absolute position
       // query_offset + i.
       Value end = e_.minI(e_.add(q0, qTile_), n);
-      if (Value offset = position(op.getQueryOffset())) {
+      if (Value offset = position(op.queryOffset)) {
         end = e_.add(end, offset);
       }
-      return e_.ceilDiv(e_.minI(end, m), kKeyTile);
+      return e_.ceilDiv(e_.minI(end, m), keyTile_);
     }
-    return e_.idx((m + kKeyTile - 1) / kKeyTile);
+    return e_.idx((m + keyTile_ - 1) / keyTile_);
   }
 
-  /// Stages the V tile (keys k0 .. k0 + kKeyTile) in shared memory: as
+  /// Stages the V tile (keys k0 .. k0 + keyTile_) in shared memory: as
   /// [key][d] (f32 kernel) or transposed, [d][key] (the B operand of P V).
-  void stageValues(mlir::synth::FusedAttentionOp op, const AttentionBlock &blk,
+  void stageValues(const AttentionOperands &op, const AttentionBlock &blk,
                    Value k0, bool transposed) {
-    ArrayRef<int64_t> shape = shapeOf(op.getValues());
+    ArrayRef<int64_t> shape = shapeOf(op.values);
     int64_t m = shape[2], d = shape[3];
-    Value v = buffer(op.getValues());
-    e_.strided(blk.tid, kKeyTile * d, threads_, [&](Value flat) {
+    Value v = buffer(op.values);
+    e_.strided(blk.tid, keyTile_ * d, threads_, [&](Value flat) {
       Value jj = e_.div(flat, d), c = e_.rem(flat, d);
       Value key = e_.minI(e_.add(k0, jj), m - 1);
       Value value = e_.load(v, {blk.bb, blk.h, key, c});
@@ -1461,7 +2090,7 @@ private:
     });
   }
 
-  /// Stages K tiles of dot parts (keys k0 .. k0 + kKeyTile) in shared
+  /// Stages K tiles of dot parts (keys k0 .. k0 + keyTile_) in shared
   /// memory.
   void stageKeys(const AttentionBlock &blk, Value k0, int64_t m) {
     for (const Part &p : parts_) {
@@ -1470,7 +2099,7 @@ private:
       }
       int64_t dq = shapeOf(p.operands[1])[3];
       Value k = buffer(p.operands[1]);
-      e_.strided(blk.tid, kKeyTile * dq, threads_, [&](Value flat) {
+      e_.strided(blk.tid, keyTile_ * dq, threads_, [&](Value flat) {
         Value jj = e_.div(flat, dq), c = e_.rem(flat, dq);
         Value key = e_.minI(e_.add(k0, jj), m - 1);
         storeShared(e_.load(k, {blk.bb, blk.h, key, c}), p.keys, {jj, c});
@@ -1481,18 +2110,18 @@ private:
   /// The masked, mixed scores of one tile into the score tile. With
   /// `dotInTile`, the dot parts' (scaled, weighted) sum is already there
   /// (tensor cores) and the other parts are added to it.
-  void scorePass(mlir::synth::FusedAttentionOp op, const AttentionBlock &blk,
+  void scorePass(const AttentionOperands &op, const AttentionBlock &blk,
                  Value k0, bool dotInTile) {
-    int64_t m = shapeOf(op.getValues())[2];
-    int64_t n = shapeOf(op.getResult())[2];
-    Value mask = op.getKeyMask() ? buffer(op.getKeyMask()) : Value();
-    e_.strided(blk.tid, qTile_ * kKeyTile, threads_, [&](Value flat) {
-      Value r = e_.div(flat, kKeyTile), jj = e_.rem(flat, kKeyTile);
+    int64_t m = shapeOf(op.values)[2];
+    int64_t n = op.queries;
+    Value mask = op.keyMask ? buffer(op.keyMask) : Value();
+    e_.strided(blk.tid, qTile_ * keyTile_, threads_, [&](Value flat) {
+      Value r = e_.div(flat, keyTile_), jj = e_.rem(flat, keyTile_);
       Value j = e_.add(k0, jj), qi = e_.add(blk.q0, r);
       Value jc = e_.minI(j, m - 1), qc = e_.minI(qi, n - 1);
       Value valid = e_.lt(j, m);
-      if (op.getCausal()) {
-        Value offset = position(op.getQueryOffset());
+      if (op.causal) {
+        Value offset = position(op.queryOffset);
         valid = e_.andI(valid, e_.le(j, offset ? e_.add(qi, offset) : qi));
       }
       if (mask) {
@@ -1517,14 +2146,17 @@ private:
     });
   }
 
-  absl::Status emitAttention(mlir::synth::FusedAttentionOp op) {
+  absl::Status emitAttention(const AttentionOperands &op) {
     if (mmaAttention_) {
       return emitAttentionMma(op);
     }
-    ArrayRef<int64_t> vShape = shapeOf(op.getValues());
+    ArrayRef<int64_t> vShape = shapeOf(op.values);
     int64_t batch = vShape[0], heads = vShape[1], m = vShape[2], d = vShape[3];
-    int64_t n = shapeOf(op.getResult())[2];
-    int64_t perThread = d / groups_;
+    int64_t n = op.queries;
+    // attention_stats: the same pass without values; writes the row
+    // log-sum-exp.
+    bool stats = isa<mlir::synth::AttentionStatsOp>(op.op);
+    int64_t perThread = stats ? 0 : d / groups_;
     info_.block = {threads_, 1, 1};
     info_.grid = {(n + qTile_ - 1) / qTile_, heads, batch};
     AttentionBlock blk = attentionBlock(op);
@@ -1538,10 +2170,12 @@ private:
     SmallVector<Value> state = e_.loop(
         e_.idx(0), keyTileCount(op, blk.q0), 1, inits,
         [&](Value t, ValueRange carried) {
-          Value k0 = e_.mul(t, kKeyTile);
+          Value k0 = e_.mul(t, keyTile_);
           // Every thread is done with the previous tile's shared memory.
           e_.barrier();
-          stageValues(op, blk, k0, /*transposed=*/false);
+          if (!stats) {
+            stageValues(op, blk, k0, /*transposed=*/false);
+          }
           stageKeys(blk, k0, m);
           e_.barrier();
           scorePass(op, blk, k0, /*dotInTile=*/false);
@@ -1549,7 +2183,7 @@ private:
           // Online softmax for this thread's row and columns.
           Value mOld = carried[0];
           Value tileMax = e_.loop(
-              e_.idx(0), e_.idx(kKeyTile), 1, {e_.f32(kMaskedScore)},
+              e_.idx(0), e_.idx(keyTile_), 1, {e_.f32(kMaskedScore)},
               [&](Value jj, ValueRange a) -> SmallVector<Value> {
                 return {e_.fmax(a[0], e_.load(shared(scores_), {row, jj}))};
               })[0];
@@ -1560,7 +2194,7 @@ private:
             scaled.push_back(e_.fmul(c, rescale));
           }
           SmallVector<Value> next = e_.loop(
-              e_.idx(0), e_.idx(kKeyTile), 1, scaled,
+              e_.idx(0), e_.idx(keyTile_), 1, scaled,
               [&](Value jj, ValueRange a) -> SmallVector<Value> {
                 Value s = e_.load(shared(scores_), {row, jj});
                 Value p = e_.select(e_.fgt(s, e_.f32(kMaskedScore * 0.5)),
@@ -1577,9 +2211,20 @@ private:
           return next;
         });
 
-    // out = acc / l; a row whose keys are all masked is 0.
     Value qi = e_.add(blk.q0, row);
     absl::Status status;
+    if (stats) {
+      // lse = m + log l; a row without visible keys gets +huge, so that
+      // its weights exp(s - lse) are 0 (as the CPU back end).
+      e_.ifThen(e_.andI(e_.lt(qi, n), e_.lt(group, 1)), [&] {
+        Value l = state[1];
+        Value lse = e_.fadd(state[0], math::LogOp::create(b_, e_.loc, l));
+        status = finish({e_.select(e_.fgt(l, zero), lse, e_.f32(-kMaskedScore)),
+                         {bb, h, qi}});
+      });
+      return status;
+    }
+    // out = acc / l; a row whose keys are all masked is 0.
     e_.ifThen(e_.lt(qi, n), [&] {
       Value l = state[1];
       Value seen = e_.fgt(l, zero);
@@ -1591,6 +2236,573 @@ private:
         }
       }
     });
+    return status;
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Backward of the fused attention (f32)
+  //===--------------------------------------------------------------------===//
+
+  /// The operand a fused_attention_grad differentiates.
+  struct GradTarget {
+    enum Kind { Values, Logits, Part } kind = Values;
+    int part = -1;  ///< the score part (Part)
+    int local = -1; ///< the operand of the part (Part)
+  };
+  GradTarget target_;
+  static constexpr int64_t kGradThreads = 128;
+  int doTile_ = -1, rowLse_ = -1, rowDelta_ = -1;
+  int dHidden_ = -1, dFactorA_ = -1, dFactorB_ = -1, partials_ = -1;
+
+  bool denseTarget() const {
+    return target_.kind == GradTarget::Part &&
+           (parts_[target_.part].kind == mlir::synth::ScoreKind::Dense ||
+            parts_[target_.part].kind ==
+                mlir::synth::ScoreKind::FactorizedDense);
+  }
+  mlir::synth::ScoreKind targetKind() const {
+    return parts_[target_.part].kind;
+  }
+
+  /// Shared memory of a gradient kernel: the forward kernel's tiles (f32),
+  /// the dO tile, the rows' log-sum-exp and D = dO . O, and the per-query
+  /// accumulators of a synthesizer's gradient. Key tiles of 16 when 32 do
+  /// not fit in 48 KiB.
+  absl::Status planAttentionGradShared(mlir::synth::FusedAttentionGradOp op) {
+    for (int64_t keyTile : {kKeyTile, int64_t(16)}) {
+      shared_.clear();
+      parts_.clear();
+      keyTile_ = keyTile;
+      if (absl::Status s = planAttentionShared(attn_); !s.ok()) {
+        return s;
+      }
+      threads_ = kGradThreads;
+      int64_t wrt = op.getWrt(), first = 0;
+      target_ = GradTarget();
+      for (auto [p, operands] : llvm::enumerate(attn_.partOperands)) {
+        int64_t count = static_cast<int64_t>(operands.size());
+        if (wrt >= first && wrt < first + count) {
+          target_.kind = GradTarget::Part;
+          target_.part = static_cast<int>(p);
+          target_.local = static_cast<int>(wrt - first);
+        }
+        first += count;
+      }
+      if (target_.kind != GradTarget::Part && attn_.logits && wrt == first) {
+        target_.kind = GradTarget::Logits;
+      }
+      int64_t d = shapeOf(attn_.values)[3];
+      Type f32 = b_.getF32Type();
+      doTile_ = addShared("do_tile", {qTile_, d}, f32);
+      rowLse_ = addShared("row_lse", {qTile_}, f32);
+      rowDelta_ = addShared("row_delta", {qTile_}, f32);
+      if (denseTarget()) {
+        const Part &part = parts_[target_.part];
+        int64_t hidden = shapeOf(part.operands[1])[2];
+        if (target_.local <= 2) {
+          dHidden_ = addShared("d_hidden", {qTile_, hidden}, f32);
+        }
+        if (part.kind == mlir::synth::ScoreKind::FactorizedDense) {
+          dFactorA_ = addShared("d_factor_a",
+                                {qTile_, shapeOf(part.operands[3])[2]}, f32);
+          dFactorB_ = addShared("d_factor_b",
+                                {qTile_, shapeOf(part.operands[5])[2]}, f32);
+        }
+      }
+      if (target_.kind == GradTarget::Logits) {
+        partials_ = addShared("partials",
+                              {kGradThreads, int64_t(parts_.size())}, f32);
+      }
+      int64_t bytes = 0;
+      for (const SharedBuffer &buffer : shared_) {
+        bytes += product(buffer.shape) *
+                 (buffer.element.getIntOrFloatBitWidth() / 8);
+      }
+      if (bytes <= kMaxSharedBytes) {
+        break;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  /// fused_attention_grad, flash style: scores, P = exp(S + M - lse) and
+  /// dS = P (dO V^T - D) are recomputed tile by tile (16 queries x 32 keys)
+  /// in shared memory, never stored. A block owns a disjoint part of the
+  /// gradient and adds each tile's contribution to it in place (one thread
+  /// per element per phase, phases separated by barriers: deterministic, no
+  /// atomics):
+  ///   dQ, dK, dV: a block per (batch, head), loops over query and key tiles;
+  ///   parameters of a head (R, R1, R2, W1, b1, W2, b2, WA, ..., the mixture
+  ///   logits): a block per head, also looping over the batch;
+  ///   a dense synthesizer's input x: a block per batch row, looping over
+  ///   heads (x's gradient sums over them).
+  absl::Status emitAttentionGrad(mlir::synth::FusedAttentionGradOp g) {
+    const AttentionOperands &op = attn_;
+    ArrayRef<int64_t> vShape = shapeOf(op.values);
+    int64_t batch = vShape[0], heads = vShape[1], m = vShape[2], d = vShape[3];
+    int64_t n = op.queries;
+    // The chain must be linear in the gradient: a residual add, head
+    // splits and merges. The block initializes its part of the output with
+    // the chain applied to 0 (the added values), then adds each tile's
+    // contribution at the chain's index.
+    for (Operation *link : chain_) {
+      if (!isa<mlir::synth::SplitHeadsOp, mlir::synth::MergeHeadsOp,
+               mlir::synth::AddOp>(link)) {
+        return unsupported(link, "only add, split_heads and merge_heads may "
+                                 "follow a fused_attention_grad in a kernel");
+      }
+    }
+    Value dOut = buffer(g.getDOutput()), out = buffer(g.getOutput()),
+          lse = buffer(g.getRowStats());
+    if (!dOut || !out || !lse) {
+      return unsupported(g, "operands defined inside the kernel");
+    }
+    enum class Owner { BatchHead, Head, Batch };
+    Owner owner = Owner::Head;
+    if (target_.kind == GradTarget::Values ||
+        (target_.kind == GradTarget::Part &&
+         targetKind() == mlir::synth::ScoreKind::Dot)) {
+      owner = Owner::BatchHead;
+    } else if (denseTarget() && target_.local == 0) {
+      owner = Owner::Batch;
+    }
+    info_.block = {threads_, 1, 1};
+    info_.grid = {1, owner == Owner::Batch ? 1 : heads,
+                  owner == Owner::Head ? 1 : batch};
+    Value tid = e_.threadId();
+    Value hBlock = e_.blockId(gpu::Dimension::y);
+    Value bBlock = e_.blockId(gpu::Dimension::z);
+    Value zero = e_.f32(0.0);
+
+    // Where the gradient's element at `index` (in the op's result space)
+    // goes, through the chain.
+    auto outIndex = [&](SmallVector<Value> index) {
+      Element element{zero, std::move(index)};
+      Value from = anchor_->getResult(0);
+      for (Operation *link : chain_) {
+        element = *pointwise(link, from, element);
+        from = link->getResult(0);
+      }
+      return element.index;
+    };
+    auto accumulate = [&](SmallVector<Value> index, Value v) {
+      SmallVector<Value> at = outIndex(std::move(index));
+      e_.store(e_.fadd(e_.load(output_, at), v), output_, at);
+    };
+    // Zero the block's part of the gradient.
+    ArrayRef<int64_t> resultShape = shapeOf(g.getResult());
+    SmallVector<Value> lead;
+    if (owner == Owner::BatchHead) {
+      lead = {bBlock, hBlock};
+    } else {
+      lead = {owner == Owner::Head ? hBlock : bBlock};
+    }
+    ArrayRef<int64_t> region = resultShape.drop_front(lead.size());
+    absl::Status status;
+    e_.strided(tid, product(region), threads_, [&](Value flat) {
+      SmallVector<Value> index = lead;
+      index.append(e_.unflatten(flat, region));
+      if (absl::Status s = finish({zero, index}); !s.ok()) {
+        status = s;
+      }
+    });
+    if (!status.ok()) {
+      return status;
+    }
+    int64_t numParts = static_cast<int64_t>(parts_.size());
+    if (partials_ >= 0) {
+      e_.strided(tid, kGradThreads * numParts, threads_, [&](Value flat) {
+        e_.store(zero, shared(partials_),
+                 {e_.div(flat, numParts), e_.rem(flat, numParts)});
+      });
+    }
+
+    const Part *part =
+        target_.kind == GradTarget::Part ? &parts_[target_.part] : nullptr;
+    int local = target_.local;
+    auto partOperand = [&](int i) { return buffer(part->operands[i]); };
+    auto dim = [&](int i, int axis) {
+      return shapeOf(part->operands[i])[axis];
+    };
+    Value sTile = shared(scores_);
+    /// sum_t f(t) over [0, count), as a loop.
+    auto sum = [&](int64_t count, const std::function<Value(Value)> &f) {
+      return e_.loop(e_.idx(0), e_.idx(count), 1, {zero},
+                     [&](Value t, ValueRange a) -> SmallVector<Value> {
+                       return {e_.fadd(a[0], f(t))};
+                     })[0];
+    };
+
+    // One (batch, head): every query tile, every visible key tile.
+    auto pass = [&](Value bb, Value h) {
+      SmallVector<Value> alpha = mixtureWeights(op, h);
+      Value weight = part && !alpha.empty() ? alpha[target_.part] : Value();
+      Value tileScale;
+      if (target_.kind == GradTarget::Part) {
+        tileScale = targetKind() == mlir::synth::ScoreKind::Dot
+                        ? e_.f32(part->scale)
+                        : Value();
+        if (weight) {
+          tileScale = tileScale ? e_.fmul(tileScale, weight) : weight;
+        }
+      }
+      int64_t queryTiles = (n + qTile_ - 1) / qTile_;
+      e_.loop(e_.idx(0), e_.idx(queryTiles), 1, [&](Value qt) {
+        AttentionBlock blk{tid, bb, h, e_.mul(qt, qTile_), alpha};
+        Value q0 = blk.q0;
+        auto query = [&](Value r) { return e_.minI(e_.add(q0, r), n - 1); };
+        e_.barrier(); // the previous tile's shared memory is free
+        attentionPrologue(op, blk);
+        e_.strided(tid, qTile_ * d, threads_, [&](Value flat) {
+          Value r = e_.div(flat, d), c = e_.rem(flat, d);
+          e_.store(e_.load(dOut, {bb, h, query(r), c}), shared(doTile_),
+                   {r, c});
+        });
+        e_.strided(tid, qTile_, threads_, [&](Value r) {
+          Value qi = query(r);
+          e_.store(e_.load(lse, {bb, h, qi}), shared(rowLse_), {r});
+          e_.store(sum(d,
+                       [&](Value c) {
+                         return e_.fmul(e_.load(dOut, {bb, h, qi, c}),
+                                        e_.load(out, {bb, h, qi, c}));
+                       }),
+                   shared(rowDelta_), {r});
+        });
+        for (int acc : {dHidden_, dFactorA_, dFactorB_}) {
+          if (acc < 0) {
+            continue;
+          }
+          int64_t width = shared_[acc].shape[1];
+          e_.strided(tid, qTile_ * width, threads_, [&](Value flat) {
+            e_.store(zero, shared(acc),
+                     {e_.div(flat, width), e_.rem(flat, width)});
+          });
+        }
+        e_.barrier();
+        e_.loop(e_.idx(0), keyTileCount(op, q0), 1, [&](Value kt) {
+          Value k0 = e_.mul(kt, keyTile_);
+          e_.barrier();
+          stageValues(op, blk, k0, /*transposed=*/false);
+          stageKeys(blk, k0, m);
+          e_.barrier();
+          scorePass(op, blk, k0, /*dotInTile=*/false);
+          e_.barrier();
+          // The tile of P (for dV) or of dS (scaled), in place of S.
+          e_.strided(tid, qTile_ * keyTile_, threads_, [&](Value flat) {
+            Value r = e_.div(flat, keyTile_), jj = e_.rem(flat, keyTile_);
+            Value s = e_.load(sTile, {r, jj});
+            Value visible = e_.andI(e_.fgt(s, e_.f32(kMaskedScore * 0.5)),
+                                    e_.lt(e_.add(q0, r), n));
+            Value p = e_.select(
+                visible,
+                e_.exp(e_.fsub(s, e_.load(shared(rowLse_), {r}))), zero);
+            Value t = p;
+            if (target_.kind != GradTarget::Values) {
+              Value dp = sum(d, [&](Value c) {
+                return e_.fmul(e_.load(shared(doTile_), {r, c}),
+                               e_.load(shared(values_), {jj, c}));
+              });
+              t = e_.fmul(p,
+                          e_.fsub(dp, e_.load(shared(rowDelta_), {r})));
+              if (tileScale) {
+                t = e_.fmul(t, tileScale);
+              }
+            }
+            e_.store(t, sTile, {r, jj});
+          });
+          e_.barrier();
+          auto tileAt = [&](Value r, Value jj) {
+            return e_.load(sTile, {r, jj});
+          };
+          // Per key of the tile: sum_r T[r, jj] y(r, c).
+          auto perKey = [&](int64_t cols,
+                            const std::function<Value(Value, Value)> &y,
+                            const std::function<void(Value, Value, Value)>
+                                &add) {
+            e_.strided(tid, keyTile_ * cols, threads_, [&](Value flat) {
+              Value jj = e_.div(flat, cols), c = e_.rem(flat, cols);
+              Value j = e_.add(k0, jj);
+              e_.ifThen(e_.lt(j, m), [&] {
+                add(j, c, sum(qTile_, [&](Value r) {
+                      return e_.fmul(tileAt(r, jj), y(r, c));
+                    }));
+              });
+            });
+          };
+          // Per query of the tile: sum_jj T[r, jj] y(jj, c).
+          auto perQuery = [&](int64_t cols,
+                              const std::function<Value(Value, Value)> &y,
+                              const std::function<void(Value, Value, Value)>
+                                  &add) {
+            e_.strided(tid, qTile_ * cols, threads_, [&](Value flat) {
+              Value r = e_.div(flat, cols), c = e_.rem(flat, cols);
+              Value qi = e_.add(q0, r);
+              e_.ifThen(e_.lt(qi, n), [&] {
+                add(qi, c, sum(keyTile_, [&](Value jj) {
+                      return e_.fmul(tileAt(r, jj), y(jj, c));
+                    }));
+              });
+            });
+          };
+          auto keyOf = [&](Value jj) { return e_.minI(e_.add(k0, jj), m - 1); };
+          if (target_.kind == GradTarget::Values) {
+            perKey(
+                d,
+                [&](Value r, Value c) {
+                  return e_.load(shared(doTile_), {r, c});
+                },
+                [&](Value j, Value c, Value v) {
+                  accumulate({bb, h, j, c}, v);
+                });
+          } else if (target_.kind == GradTarget::Logits) {
+            e_.strided(tid, qTile_ * keyTile_, threads_, [&](Value flat) {
+              Value r = e_.div(flat, keyTile_), jj = e_.rem(flat, keyTile_);
+              Value t = tileAt(r, jj);
+              for (int64_t p = 0; p < numParts; ++p) {
+                Value score = partScore(parts_[p], h, r, query(r), jj,
+                                        keyOf(jj));
+                Value slot = e_.idx(p);
+                e_.store(e_.fma(t, score,
+                                e_.load(shared(partials_), {tid, slot})),
+                         shared(partials_), {tid, slot});
+              }
+            });
+          } else {
+            switch (targetKind()) {
+            case mlir::synth::ScoreKind::Dot: {
+              int64_t dq = dim(0, 3);
+              if (local == 0) { // dQ = scale sum_j dS K
+                perQuery(
+                    dq,
+                    [&](Value jj, Value c) {
+                      return e_.load(shared(part->keys), {jj, c});
+                    },
+                    [&](Value qi, Value c, Value v) {
+                      accumulate({bb, h, qi, c}, v);
+                    });
+              } else { // dK = scale sum_i dS Q
+                perKey(
+                    dq,
+                    [&](Value r, Value c) {
+                      return e_.load(shared(part->queries), {r, c});
+                    },
+                    [&](Value j, Value c, Value v) {
+                      accumulate({bb, h, j, c}, v);
+                    });
+              }
+              break;
+            }
+            case mlir::synth::ScoreKind::Random: // dR[h, i, j] = sum_b dS
+              e_.strided(tid, qTile_ * keyTile_, threads_, [&](Value flat) {
+                Value r = e_.div(flat, keyTile_),
+                      jj = e_.rem(flat, keyTile_);
+                Value qi = e_.add(q0, r), j = e_.add(k0, jj);
+                e_.ifThen(e_.andI(e_.lt(qi, n), e_.lt(j, m)), [&] {
+                  accumulate({h, qi, j}, tileAt(r, jj));
+                });
+              });
+              break;
+            case mlir::synth::ScoreKind::FactorizedRandom: {
+              int64_t rank = dim(0, 2);
+              if (local == 0) { // dR1[h, i] = sum_j G[i, j] R2[h, j]
+                perQuery(
+                    rank,
+                    [&](Value jj, Value c) {
+                      return e_.load(partOperand(1), {h, keyOf(jj), c});
+                    },
+                    [&](Value qi, Value c, Value v) {
+                      accumulate({h, qi, c}, v);
+                    });
+              } else { // dR2[h, j] = sum_i G[i, j] R1[h, i]
+                perKey(
+                    rank,
+                    [&](Value r, Value c) {
+                      return e_.load(partOperand(0), {h, query(r), c});
+                    },
+                    [&](Value j, Value c, Value v) {
+                      accumulate({h, j, c}, v);
+                    });
+              }
+              break;
+            }
+            case mlir::synth::ScoreKind::Dense: {
+              int64_t hidden = dim(1, 2);
+              Value hid = shared(part->hidden);
+              if (local == 3) { // dW2[h, k, j] = sum hid[i, k] dS[i, j]
+                perKey(
+                    hidden,
+                    [&](Value r, Value c) { return e_.load(hid, {r, c}); },
+                    [&](Value j, Value c, Value v) {
+                      accumulate({h, c, j}, v);
+                    });
+              } else if (local == 4) { // db2[h, j] = sum dS[i, j]
+                perKey(
+                    1, [&](Value, Value) { return e_.f32(1.0); },
+                    [&](Value j, Value, Value v) { accumulate({h, j}, v); });
+              } else { // dHid[i, k] += sum_j dS[i, j] W2[h, k, j]
+                e_.strided(tid, qTile_ * hidden, threads_, [&](Value flat) {
+                  Value r = e_.div(flat, hidden), c = e_.rem(flat, hidden);
+                  Value v = sum(keyTile_, [&](Value jj) {
+                    return e_.fmul(tileAt(r, jj),
+                                   e_.load(partOperand(3), {h, c, keyOf(jj)}));
+                  });
+                  e_.store(e_.fadd(e_.load(shared(dHidden_), {r, c}), v),
+                           shared(dHidden_), {r, c});
+                });
+              }
+              break;
+            }
+            case mlir::synth::ScoreKind::FactorizedDense: {
+              // s[i, j] = A[i, j / bw] B[i, j % bw]:
+              // dA[i, p] += sum_{j / bw = p} dS B[i, j % bw], dB likewise.
+              int64_t aw = dim(3, 2), bw = dim(5, 2);
+              for (auto [acc, width, other, isA] :
+                   {std::tuple<int, int64_t, int, bool>{dFactorA_, aw,
+                                                        part->factorB, true},
+                    {dFactorB_, bw, part->factorA, false}}) {
+                int target = acc, from = other;
+                bool forA = isA;
+                int64_t w = width;
+                e_.strided(tid, qTile_ * w, threads_, [&](Value flat) {
+                  Value r = e_.div(flat, w), c = e_.rem(flat, w);
+                  Value v = sum(keyTile_, [&](Value jj) {
+                    Value j = e_.add(k0, jj);
+                    Value slot = forA ? e_.div(j, bw) : e_.rem(j, bw);
+                    Value otherAt = forA ? e_.rem(j, bw) : e_.div(j, bw);
+                    Value hit = e_.andI(
+                        e_.lt(j, m),
+                        arith::CmpIOp::create(b_, e_.loc,
+                                              arith::CmpIPredicate::eq, slot,
+                                              c));
+                    Value term = e_.fmul(
+                        tileAt(r, jj),
+                        e_.load(shared(from),
+                                {r, e_.minI(otherAt, forA ? bw - 1 : aw - 1)}));
+                    return e_.select(hit, term, zero);
+                  });
+                  e_.store(e_.fadd(e_.load(shared(target), {r, c}), v),
+                           shared(target), {r, c});
+                });
+              }
+              break;
+            }
+            }
+          }
+        });
+        if (!denseTarget() ||
+            (targetKind() == mlir::synth::ScoreKind::Dense && local >= 3)) {
+          return; // dW2 and db2 were added per key tile
+        }
+        // After every key tile: the synthesizer's per-query gradients.
+        e_.barrier();
+        Value hid = shared(part->hidden);
+        int64_t hidden = dim(1, 2);
+        if (targetKind() == mlir::synth::ScoreKind::FactorizedDense &&
+            local >= 3) {
+          // WA, bA (from dA) or WB, bB (from dB).
+          bool forA = local <= 4;
+          int acc = forA ? dFactorA_ : dFactorB_;
+          int64_t width = forA ? dim(3, 2) : dim(5, 2);
+          bool bias = local == 4 || local == 6;
+          int64_t rows = bias ? 1 : hidden;
+          e_.strided(tid, rows * width, threads_, [&](Value flat) {
+            Value c = e_.div(flat, width), p = e_.rem(flat, width);
+            Value v = sum(qTile_, [&](Value r) {
+              Value dA = e_.load(shared(acc), {r, p});
+              return bias ? dA : e_.fmul(e_.load(hid, {r, c}), dA);
+            });
+            accumulate(bias ? SmallVector<Value>{h, p}
+                            : SmallVector<Value>{h, c, p},
+                       v);
+          });
+          return;
+        }
+        // dPre = dHid (from W2, or from the factors) where the relu passed.
+        e_.strided(tid, qTile_ * hidden, threads_, [&](Value flat) {
+          Value r = e_.div(flat, hidden), c = e_.rem(flat, hidden);
+          Value v;
+          if (targetKind() == mlir::synth::ScoreKind::Dense) {
+            v = e_.load(shared(dHidden_), {r, c});
+          } else {
+            v = e_.fadd(sum(dim(3, 2),
+                            [&](Value p) {
+                              return e_.fmul(
+                                  e_.load(shared(dFactorA_), {r, p}),
+                                  e_.load(partOperand(3), {h, c, p}));
+                            }),
+                        sum(dim(5, 2), [&](Value p) {
+                          return e_.fmul(e_.load(shared(dFactorB_), {r, p}),
+                                         e_.load(partOperand(5), {h, c, p}));
+                        }));
+          }
+          Value passed = e_.fgt(e_.load(hid, {r, c}), zero);
+          e_.store(e_.select(passed, v, zero), shared(dHidden_), {r, c});
+        });
+        e_.barrier();
+        Value dPre = shared(dHidden_);
+        if (local == 0) { // dx[b, i, c] += sum_k dPre[i, k] W1[h, c, k]
+          int64_t model = dim(0, 2);
+          e_.strided(tid, qTile_ * model, threads_, [&](Value flat) {
+            Value r = e_.div(flat, model), c = e_.rem(flat, model);
+            Value qi = e_.add(q0, r);
+            e_.ifThen(e_.lt(qi, n), [&] {
+              accumulate({bb, qi, c}, sum(hidden, [&](Value k) {
+                           return e_.fmul(e_.load(dPre, {r, k}),
+                                          e_.load(partOperand(1), {h, c, k}));
+                         }));
+            });
+          });
+        } else if (local == 1) { // dW1[h, c, k] += sum_i x[b, i, c] dPre
+          int64_t model = dim(0, 2);
+          e_.strided(tid, model * hidden, threads_, [&](Value flat) {
+            Value c = e_.div(flat, hidden), k = e_.rem(flat, hidden);
+            accumulate({h, c, k}, sum(qTile_, [&](Value r) {
+                         return e_.fmul(
+                             e_.load(partOperand(0), {bb, query(r), c}),
+                             e_.load(dPre, {r, k}));
+                       }));
+          });
+        } else { // db1[h, k] += sum_i dPre[i, k]
+          e_.strided(tid, hidden, threads_, [&](Value k) {
+            accumulate({h, k}, sum(qTile_, [&](Value r) {
+                         return e_.load(dPre, {r, k});
+                       }));
+          });
+        }
+      });
+    };
+
+    if (owner == Owner::BatchHead) {
+      pass(bBlock, hBlock);
+    } else if (owner == Owner::Head) {
+      e_.loop(e_.idx(0), e_.idx(batch), 1, [&](Value bb) { pass(bb, hBlock); });
+    } else {
+      e_.loop(e_.idx(0), e_.idx(heads), 1, [&](Value h) { pass(bBlock, h); });
+    }
+
+    if (target_.kind == GradTarget::Logits) {
+      // G_m = sum dS S_m; da_m = alpha_m (G_m - sum_n alpha_n G_n).
+      e_.barrier();
+      SmallVector<Value> alpha = mixtureWeights(op, hBlock);
+      e_.ifThen(e_.lt(tid, 1), [&] {
+        SmallVector<Value> totals;
+        Value mean = zero;
+        for (int64_t p = 0; p < numParts; ++p) {
+          totals.push_back(sum(kGradThreads, [&](Value t) {
+            return e_.load(shared(partials_), {t, e_.idx(p)});
+          }));
+          mean = e_.fma(alpha[p], totals.back(), mean);
+        }
+        for (int64_t p = 0; p < numParts; ++p) {
+          if (absl::Status s =
+                  finish({e_.fmul(alpha[p], e_.fsub(totals[p], mean)),
+                          {hBlock, e_.idx(p)}});
+              !s.ok()) {
+            status = s;
+          }
+        }
+      });
+    }
     return status;
   }
 
@@ -1615,10 +2827,10 @@ private:
   /// each lane updates the running max and sum of its two fragment rows
   /// (quad shuffles) and the warp's P V product, P rounded to 16-bit in
   /// registers, accumulates on tensor cores in d / 8 accumulator tiles.
-  absl::Status emitAttentionMma(mlir::synth::FusedAttentionOp op) {
-    ArrayRef<int64_t> vShape = shapeOf(op.getValues());
+  absl::Status emitAttentionMma(const AttentionOperands &op) {
+    ArrayRef<int64_t> vShape = shapeOf(op.values);
     int64_t batch = vShape[0], heads = vShape[1], m = vShape[2], d = vShape[3];
-    int64_t n = shapeOf(op.getResult())[2];
+    int64_t n = op.queries;
     info_.block = {threads_, 1, 1};
     info_.grid = {(n + qTile_ - 1) / qTile_, heads, batch};
     AttentionBlock blk = attentionBlock(op);
@@ -1797,7 +3009,8 @@ private:
 } // namespace
 
 bool isCudaEntry(const std::string &name) {
-  return name == "forward" || name == "loss" || name == "decode";
+  return name == "forward" || name == "loss" || name == "decode" ||
+         name == "gradients" || name == "train_step";
 }
 
 absl::StatusOr<OwningOpRef<ModuleOp>>

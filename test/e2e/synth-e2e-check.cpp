@@ -89,7 +89,23 @@ struct AnySession {
   absl::StatusOr<synth::Tensor> output(const std::string &name) const {
     return cpu ? cpu->output(name) : cuda->output(name);
   }
+  absl::StatusOr<synth::rt::TensorView>
+  outputView(const std::string &name) const {
+    return cpu ? cpu->outputView(name) : cuda->outputView(name);
+  }
+  std::shared_ptr<const synth::safetensors::File> weights() const {
+    return cpu ? cpu->weights() : cuda->weights();
+  }
+  absl::StatusOr<synth::rt::TensorView> state(const std::string &name) const {
+    return cpu ? cpu->state(name) : cuda->state(name);
+  }
 };
+
+/// A session of `entry` with the given parameters, on the device under test.
+using SessionFactory =
+    std::function<absl::StatusOr<std::unique_ptr<AnySession>>(
+        const std::string &entry,
+        std::shared_ptr<const synth::safetensors::File> weights)>;
 
 } // namespace
 
@@ -102,6 +118,7 @@ struct AdamSettings {
 };
 
 bool checkTrainStep(const synth::rt::Artifact &artifact,
+                    const SessionFactory &makeSession,
                     std::shared_ptr<synth::safetensors::File> weights,
                     const synth::safetensors::File &ref,
                     const std::string &refPath) {
@@ -109,7 +126,7 @@ bool checkTrainStep(const synth::rt::Artifact &artifact,
     std::printf("train_step: %s FAIL\n", what.c_str());
     return false;
   };
-  auto step = synth::rt::Session::create(artifact, "train_step", weights);
+  auto step = makeSession("train_step", weights);
   if (!step.ok()) {
     return fail(std::string(step.status().message()));
   }
@@ -122,7 +139,7 @@ bool checkTrainStep(const synth::rt::Artifact &artifact,
   std::string worstName;
   for (int t = 1; t <= 2; ++t) {
     // Gradients at the current parameters.
-    auto grads = synth::rt::Session::create(artifact, "gradients", current);
+    auto grads = makeSession("gradients", current);
     if (!grads.ok()) {
       return fail(std::string(grads.status().message()));
     }
@@ -141,10 +158,10 @@ bool checkTrainStep(const synth::rt::Artifact &artifact,
         !(*step)->setInput("total_steps", totalT).ok()) {
       return fail("cannot set step and total_steps");
     }
-    if (!(*grads)->run().ok()) {
+    if (!(*grads)->run({}).ok()) {
       return fail("gradients run");
     }
-    absl::Status ran = (*step)->run();
+    absl::Status ran = (*step)->run({});
     if (!ran.ok()) {
       return fail(std::string(ran.message()));
     }
@@ -299,24 +316,29 @@ int main(int argc, char **argv) {
     std::printf("device: %s\n", device->describe().c_str());
   }
   // A session for `entry` on the chosen device.
-  auto makeSession = [&](const std::string &entry)
+  SessionFactory makeSessionWith =
+      [&](const std::string &entry,
+          std::shared_ptr<const synth::safetensors::File> weights)
       -> absl::StatusOr<std::unique_ptr<AnySession>> {
     auto any = std::make_unique<AnySession>();
     if (onCuda) {
-      auto s = synth::rt::CudaSession::create(*device, **artifact, entry,
-                                              weightsHolder);
+      auto s =
+          synth::rt::CudaSession::create(*device, **artifact, entry, weights);
       if (!s.ok()) {
         return s.status();
       }
       any->cuda = std::move(*s);
     } else {
-      auto s = synth::rt::Session::create(**artifact, entry, weightsHolder);
+      auto s = synth::rt::Session::create(**artifact, entry, weights);
       if (!s.ok()) {
         return s.status();
       }
       any->cpu = std::move(*s);
     }
     return any;
+  };
+  auto makeSession = [&](const std::string &entry) {
+    return makeSessionWith(entry, weightsHolder);
   };
   auto ref = synth::safetensors::read(refPath);
   if (!ref.ok()) {
@@ -474,8 +496,8 @@ int main(int argc, char **argv) {
   // parameter's, against the reference's float64 backward pass.
   bool haveGradients =
       (*artifact)->manifest().findEntry("gradients") != nullptr;
-  if (haveGradients && !onCuda) {
-    auto session = synth::rt::Session::create(**artifact, "gradients", weights);
+  if (haveGradients) {
+    auto session = makeSession("gradients");
     if (!session.ok()) {
       std::fprintf(stderr, "error: %s\n",
                    std::string(session.status().message()).c_str());
@@ -547,9 +569,8 @@ int main(int argc, char **argv) {
   // The training step (artifacts built with --train): two steps from the
   // reference weights, each checked against AdamW written out here in double
   // on the gradients the `gradients` entry computes at the same parameters.
-  if (haveGradients && !onCuda &&
-      (*artifact)->manifest().findEntry("train_step")) {
-    if (!checkTrainStep(**artifact, weights, *ref, refPath)) {
+  if (haveGradients && (*artifact)->manifest().findEntry("train_step")) {
+    if (!checkTrainStep(**artifact, makeSessionWith, weights, *ref, refPath)) {
       ok = false;
     }
   }
