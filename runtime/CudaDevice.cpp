@@ -534,10 +534,10 @@ CudaSession::create(const CudaDevice &device, const Artifact &artifact,
         impl.outputs[i].resize(static_cast<size_t>(info.byteSize()));
       }
       if (info.storage == Storage::State) {
-        status = driver.check(
-            driver.memsetD8(impl.addresses[i], 0,
-                            static_cast<size_t>(info.byteSize())),
-            absl::StrCat("zeroing state ", info.param));
+        status =
+            driver.check(driver.memsetD8(impl.addresses[i], 0,
+                                         static_cast<size_t>(info.byteSize())),
+                         absl::StrCat("zeroing state ", info.param));
         if (!status.ok()) {
           return status;
         }
@@ -711,15 +711,15 @@ std::shared_ptr<const safetensors::File> CudaSession::weights() const {
       break;
     }
     Tensor *tensor = copy->find(name);
-    status = impl.driver->check(impl.driver->memcpyDtoH(tensor->bytes.data(),
-                                                        address,
-                                                        tensor->bytes.size()),
-                                absl::StrCat("copying parameter ", name,
-                                             " back"));
+    status = impl.driver->check(
+        impl.driver->memcpyDtoH(tensor->bytes.data(), address,
+                                tensor->bytes.size()),
+        absl::StrCat("copying parameter ", name, " back"));
   }
   if (!status.ok()) {
     // The API has no status here: report, and keep the last known values.
-    std::fprintf(stderr, "synthrt: %s\n", std::string(status.message()).c_str());
+    std::fprintf(stderr, "synthrt: %s\n",
+                 std::string(status.message()).c_str());
     return impl.weights;
   }
   impl.hostWeights = std::move(copy);
@@ -741,10 +741,10 @@ absl::StatusOr<TensorView> CudaSession::state(const std::string &name) const {
   bytes.resize(static_cast<size_t>(info.byteSize()));
   absl::Status status = device_.makeCurrent();
   if (status.ok()) {
-    status = impl.driver->check(
-        impl.driver->memcpyDtoH(bytes.data(), impl.addresses[*index],
-                                bytes.size()),
-        absl::StrCat("copying state ", name, " back"));
+    status = impl.driver->check(impl.driver->memcpyDtoH(bytes.data(),
+                                                        impl.addresses[*index],
+                                                        bytes.size()),
+                                absl::StrCat("copying state ", name, " back"));
   }
   if (!status.ok()) {
     return status;

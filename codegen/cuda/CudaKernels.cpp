@@ -283,7 +283,8 @@ AttentionOperands attentionOperands(OpT op, int64_t queries) {
   AttentionOperands a;
   a.op = op.getOperation();
   for (auto [i, attr] : llvm::enumerate(
-           op.getScoreParts().template getAsRange<mlir::synth::ScorePartAttr>())) {
+           op.getScoreParts()
+               .template getAsRange<mlir::synth::ScorePartAttr>())) {
     a.parts.push_back(attr);
     auto operands = op.getPartOperands(i);
     a.partOperands.emplace_back(operands.begin(), operands.end());
@@ -341,9 +342,10 @@ public:
     if (anchor_->getNumResults() > 1) {
       if (std::next(it) != ops.end() ||
           terminator->getOperands() != anchor_->getResults()) {
-        return unsupported(anchor_, "kernel " + info_.name +
-                                        ": a multi-result op must be the "
-                                        "kernel's only op, its results yielded");
+        return unsupported(anchor_,
+                           "kernel " + info_.name +
+                               ": a multi-result op must be the "
+                               "kernel's only op, its results yielded");
       }
       return build(module, SmallVector<Value>(anchor_->getResults()));
     }
@@ -484,7 +486,7 @@ private:
   DenseMap<Value, Value> buffers_;
   SmallVector<mlir::synth::ToIndexOp> indexOps_;
   DenseMap<Value, Value> indices_; ///< to_index results -> index values
-  Value output_; ///< the (first) output buffer
+  Value output_;                   ///< the (first) output buffer
   SmallVector<Value> outputs_;
   SmallVector<SharedBuffer> shared_;
 
@@ -631,8 +633,7 @@ private:
     if (auto ce = dyn_cast<mlir::synth::CrossEntropyOp>(op)) {
       return emitCrossEntropy(ce);
     }
-    if (isa<mlir::synth::FusedAttentionOp, mlir::synth::AttentionStatsOp>(
-            op)) {
+    if (isa<mlir::synth::FusedAttentionOp, mlir::synth::AttentionStatsOp>(op)) {
       return emitAttention(attn_);
     }
     if (auto grad = dyn_cast<mlir::synth::FusedAttentionGradOp>(op)) {
@@ -841,8 +842,9 @@ private:
         [&](Value i, Value r) { return e_.load(x, rowIndex(r, i)); },
         [&](Value r, Value o) { return e_.load(dy, rowIndex(r, o)); },
         [&](Value i, Value o, Value v) {
-          return finish({v, op.getTransposeWeight() ? SmallVector<Value>{o, i}
-                                                    : SmallVector<Value>{i, o}});
+          return finish({v, op.getTransposeWeight()
+                                ? SmallVector<Value>{o, i}
+                                : SmallVector<Value>{i, o}});
         });
   }
 
@@ -1213,16 +1215,14 @@ private:
     Value p = buffer(op.getProbs()), v = buffer(op.getValues());
     absl::Status status;
     elementGrid(shapeOf(op.getResult()), [&](SmallVector<Value> index) {
-      Value sum =
-          e_.loop(e_.idx(0), e_.idx(m), 1, {e_.f32(0.0)},
-                  [&](Value j, ValueRange a) -> SmallVector<Value> {
-                    Value prob = transposed
-                                     ? e_.load(p, {index[1], j, index[2]})
-                                     : e_.load(p, {index[1], index[2], j});
-                    return {e_.fma(
-                        prob, e_.load(v, {index[0], index[1], j, index[3]}),
-                        a[0])};
-                  })[0];
+      Value sum = e_.loop(
+          e_.idx(0), e_.idx(m), 1, {e_.f32(0.0)},
+          [&](Value j, ValueRange a) -> SmallVector<Value> {
+            Value prob = transposed ? e_.load(p, {index[1], j, index[2]})
+                                    : e_.load(p, {index[1], index[2], j});
+            return {e_.fma(prob, e_.load(v, {index[0], index[1], j, index[3]}),
+                           a[0])};
+          })[0];
       status = finish({sum, index});
     });
     return status;
@@ -1264,8 +1264,7 @@ private:
     Value x = buffer(op.getInput());
     absl::Status status;
     elementGrid(shapeOf(op.getResult()), [&](SmallVector<Value> index) {
-      Value sum = e_.loop(e_.idx(0), e_.idx(product(leading)), 1,
-                          {e_.f32(0.0)},
+      Value sum = e_.loop(e_.idx(0), e_.idx(product(leading)), 1, {e_.f32(0.0)},
                           [&](Value r, ValueRange a) -> SmallVector<Value> {
                             SmallVector<Value> at = e_.unflatten(r, leading);
                             at.push_back(index[0]);
@@ -1279,8 +1278,7 @@ private:
   /// Mean and 1 / sqrt(variance + epsilon) of one row, by the warp whose
   /// lanes call it (as emitLayerNorm: two passes, shuffle sums).
   std::pair<Value, Value> rowStatistics(Value x, ArrayRef<Value> prefix,
-                                        int64_t d, Value lane,
-                                        double epsilon) {
+                                        int64_t d, Value lane, double epsilon) {
     auto at = [&](Value c) {
       SmallVector<Value> index(prefix.begin(), prefix.end());
       index.push_back(c);
@@ -1297,9 +1295,9 @@ private:
                          return {e_.fma(centered, centered, s[0])};
                        })[0];
     Value var = e_.fdiv(e_.warpSum(sq), e_.f32(double(d)));
-    Value rstd = e_.fdiv(e_.f32(1.0),
-                         math::SqrtOp::create(b_, e_.loc,
-                                              e_.fadd(var, e_.f32(epsilon))));
+    Value rstd = e_.fdiv(
+        e_.f32(1.0),
+        math::SqrtOp::create(b_, e_.loc, e_.fadd(var, e_.f32(epsilon))));
     return {mean, rstd};
   }
 
@@ -1325,8 +1323,8 @@ private:
         index.push_back(c);
         return index;
       };
-      auto [mean, rstd] = rowStatistics(x, prefix, d, lane,
-                                        op.getEpsilon().convertToDouble());
+      auto [mean, rstd] =
+          rowStatistics(x, prefix, d, lane, op.getEpsilon().convertToDouble());
       auto g = [&](Value c) {
         return e_.fmul(e_.load(dy, at(c)), e_.load(gamma, {c}));
       };
@@ -1458,11 +1456,11 @@ private:
     absl::Status status;
     elementGrid(shapeOf(op.getResult()), [&](SmallVector<Value> index) {
       Value p = e_.minI(index[0], dyShape[1] - 1);
-      Value sum = e_.loop(e_.idx(0), e_.idx(dyShape[0]), 1, {e_.f32(0.0)},
-                          [&](Value bb, ValueRange a) -> SmallVector<Value> {
-                            return {e_.fadd(a[0],
-                                            e_.load(dy, {bb, p, index[1]}))};
-                          })[0];
+      Value sum =
+          e_.loop(e_.idx(0), e_.idx(dyShape[0]), 1, {e_.f32(0.0)},
+                  [&](Value bb, ValueRange a) -> SmallVector<Value> {
+                    return {e_.fadd(a[0], e_.load(dy, {bb, p, index[1]}))};
+                  })[0];
       status = finish(
           {e_.select(e_.lt(index[0], dyShape[1]), sum, e_.f32(0.0)), index});
     });
@@ -1505,12 +1503,11 @@ private:
             Value id = e_.load(ids, at);
             id = arith::MaxSIOp::create(b_, e_.loc, id, e_.i32(0));
             id = arith::MinSIOp::create(b_, e_.loc, id, e_.i32(vocab - 1));
-            Value hit = arith::CmpIOp::create(b_, e_.loc,
-                                              arith::CmpIPredicate::eq,
-                                              e_.toIndex(id), index[0]);
+            Value hit = arith::CmpIOp::create(
+                b_, e_.loc, arith::CmpIPredicate::eq, e_.toIndex(id), index[0]);
             at.push_back(index[1]);
-            return {e_.fadd(
-                a[0], e_.select(hit, e_.load(dy, at), e_.f32(0.0)))};
+            return {
+                e_.fadd(a[0], e_.select(hit, e_.load(dy, at), e_.f32(0.0)))};
           })[0];
       status = finish({sum, index});
     });
@@ -1558,25 +1555,23 @@ private:
                            return {e_.fmax(a[0], e_.load(logits, at(c)))};
                          })[0];
       mx = e_.warpMax(mx);
-      Value sum = e_.loop(lane, e_.idx(vocab), 32, {zero},
-                          [&](Value c, ValueRange a) -> SmallVector<Value> {
-                            return {e_.fadd(
-                                a[0],
-                                e_.exp(e_.fsub(e_.load(logits, at(c)), mx)))};
-                          })[0];
+      Value sum = e_.loop(
+          lane, e_.idx(vocab), 32, {zero},
+          [&](Value c, ValueRange a) -> SmallVector<Value> {
+            return {e_.fadd(a[0], e_.exp(e_.fsub(e_.load(logits, at(c)), mx)))};
+          })[0];
       sum = e_.warpSum(sum);
       Value target = e_.load(targets, prefix);
       Value valid = notIgnored(target);
-      Value scale =
-          op.getScale() ? e_.load(buffer(op.getScale()), {}) : one;
+      Value scale = op.getScale() ? e_.load(buffer(op.getScale()), {}) : one;
       Value factor = e_.fdiv(scale, count);
       e_.loop(lane, e_.idx(vocab), 32, [&](Value c) {
         Value prob = e_.fdiv(e_.exp(e_.fsub(e_.load(logits, at(c)), mx)), sum);
         Value isTarget = arith::CmpIOp::create(
             b_, e_.loc, arith::CmpIPredicate::eq,
             arith::IndexCastOp::create(b_, e_.loc, b_.getI32Type(), c), target);
-        Value grad = e_.fmul(e_.fsub(prob, e_.select(isTarget, one, zero)),
-                             factor);
+        Value grad =
+            e_.fmul(e_.fsub(prob, e_.select(isTarget, one, zero)), factor);
         if (absl::Status s = finish({e_.select(valid, grad, zero), at(c)});
             !s.ok()) {
           status = s;
@@ -1595,22 +1590,21 @@ private:
     Value x = buffer(op.getInput());
     Type f64 = b_.getF64Type();
     Value tid = e_.threadId();
-    Value partial = e_.loop(
-        tid, e_.idx(product(shape)), kReduceThreads, {e_.f64(0.0)},
-        [&](Value i, ValueRange a) -> SmallVector<Value> {
-          Value v = arith::ExtFOp::create(b_, e_.loc, f64,
-                                          e_.load(x, e_.unflatten(i, shape)));
-          return {e_.fma(v, v, a[0])};
-        })[0];
+    Value partial =
+        e_.loop(tid, e_.idx(product(shape)), kReduceThreads, {e_.f64(0.0)},
+                [&](Value i, ValueRange a) -> SmallVector<Value> {
+                  Value v = arith::ExtFOp::create(
+                      b_, e_.loc, f64, e_.load(x, e_.unflatten(i, shape)));
+                  return {e_.fma(v, v, a[0])};
+                })[0];
     e_.store(partial, shared(0), {tid});
     e_.barrier();
     absl::Status status;
     e_.ifThen(e_.lt(tid, 1), [&] {
-      Value total =
-          e_.loop(e_.idx(0), e_.idx(kReduceThreads), 1, {e_.f64(0.0)},
-                  [&](Value t, ValueRange a) -> SmallVector<Value> {
-                    return {e_.fadd(a[0], e_.load(shared(0), {t}))};
-                  })[0];
+      Value total = e_.loop(e_.idx(0), e_.idx(kReduceThreads), 1, {e_.f64(0.0)},
+                            [&](Value t, ValueRange a) -> SmallVector<Value> {
+                              return {e_.fadd(a[0], e_.load(shared(0), {t}))};
+                            })[0];
       status = finish(
           {arith::TruncFOp::create(b_, e_.loc, b_.getF32Type(), total), {}});
     });
@@ -1630,8 +1624,8 @@ private:
     int64_t warmup = op.getWarmupSteps();
     double finalRatio = op.getFinalRatio().convertToDouble();
     Value warm = e_.f32(double(warmup));
-    Value progress = e_.fdiv(e_.fsub(t, warm),
-                             e_.fmax(e_.f32(1.0), e_.fsub(total, warm)));
+    Value progress =
+        e_.fdiv(e_.fsub(t, warm), e_.fmax(e_.f32(1.0), e_.fsub(total, warm)));
     progress = arith::MinNumFOp::create(
         b_, e_.loc, e_.fmax(progress, e_.f32(0.0)), e_.f32(1.0));
     // cos of an argument in [0, pi]: the fast approximation (cos.approx,
@@ -1643,13 +1637,12 @@ private:
     Value decay = e_.fma(e_.f32((1.0 - finalRatio) * 0.5),
                          e_.fadd(e_.f32(1.0), cosine), e_.f32(finalRatio));
     Value rate =
-        warmup > 0 ? e_.select(arith::CmpFOp::create(
-                                   b_, e_.loc, arith::CmpFPredicate::OLE, t,
-                                   warm),
-                               e_.fdiv(t, warm), decay)
-                   : decay;
-    return finish(
-        {e_.fmul(e_.f32(op.getPeak().convertToDouble()), rate), {}});
+        warmup > 0
+            ? e_.select(arith::CmpFOp::create(
+                            b_, e_.loc, arith::CmpFPredicate::OLE, t, warm),
+                        e_.fdiv(t, warm), decay)
+            : decay;
+    return finish({e_.fmul(e_.f32(op.getPeak().convertToDouble()), rate), {}});
   }
 
   /// adamw: one thread per element; reads p, g, m, v and writes p', m', v'
@@ -1685,9 +1678,8 @@ private:
                        e_.fmul(e_.f32(1.0 - beta1), g));
       Value v = e_.fma(e_.f32(beta2), e_.load(buffer(op.getV()), index),
                        e_.fmul(e_.f32(1.0 - beta2), e_.fmul(g, g)));
-      Value denom = e_.fadd(
-          math::SqrtOp::create(b_, e_.loc, e_.fdiv(v, c2)),
-          e_.f32(op.getEpsilon().convertToDouble()));
+      Value denom = e_.fadd(math::SqrtOp::create(b_, e_.loc, e_.fdiv(v, c2)),
+                            e_.f32(op.getEpsilon().convertToDouble()));
       Value update = e_.fdiv(e_.fdiv(m, c1), denom);
       Value next = e_.fsub(e_.fsub(p, e_.fmul(lr, update)), e_.fmul(decay, p));
       e_.store(next, outputs_[0], index);
@@ -2310,8 +2302,8 @@ private:
         }
       }
       if (target_.kind == GradTarget::Logits) {
-        partials_ = addShared("partials",
-                              {kGradThreads, int64_t(parts_.size())}, f32);
+        partials_ =
+            addShared("partials", {kGradThreads, int64_t(parts_.size())}, f32);
       }
       int64_t bytes = 0;
       for (const SharedBuffer &buffer : shared_) {
@@ -2494,16 +2486,15 @@ private:
             Value visible = e_.andI(e_.fgt(s, e_.f32(kMaskedScore * 0.5)),
                                     e_.lt(e_.add(q0, r), n));
             Value p = e_.select(
-                visible,
-                e_.exp(e_.fsub(s, e_.load(shared(rowLse_), {r}))), zero);
+                visible, e_.exp(e_.fsub(s, e_.load(shared(rowLse_), {r}))),
+                zero);
             Value t = p;
             if (target_.kind != GradTarget::Values) {
               Value dp = sum(d, [&](Value c) {
                 return e_.fmul(e_.load(shared(doTile_), {r, c}),
                                e_.load(shared(values_), {jj, c}));
               });
-              t = e_.fmul(p,
-                          e_.fsub(dp, e_.load(shared(rowDelta_), {r})));
+              t = e_.fmul(p, e_.fsub(dp, e_.load(shared(rowDelta_), {r})));
               if (tileScale) {
                 t = e_.fmul(t, tileScale);
               }
@@ -2515,35 +2506,33 @@ private:
             return e_.load(sTile, {r, jj});
           };
           // Per key of the tile: sum_r T[r, jj] y(r, c).
-          auto perKey = [&](int64_t cols,
-                            const std::function<Value(Value, Value)> &y,
-                            const std::function<void(Value, Value, Value)>
-                                &add) {
-            e_.strided(tid, keyTile_ * cols, threads_, [&](Value flat) {
-              Value jj = e_.div(flat, cols), c = e_.rem(flat, cols);
-              Value j = e_.add(k0, jj);
-              e_.ifThen(e_.lt(j, m), [&] {
-                add(j, c, sum(qTile_, [&](Value r) {
-                      return e_.fmul(tileAt(r, jj), y(r, c));
-                    }));
-              });
-            });
-          };
+          auto perKey =
+              [&](int64_t cols, const std::function<Value(Value, Value)> &y,
+                  const std::function<void(Value, Value, Value)> &add) {
+                e_.strided(tid, keyTile_ * cols, threads_, [&](Value flat) {
+                  Value jj = e_.div(flat, cols), c = e_.rem(flat, cols);
+                  Value j = e_.add(k0, jj);
+                  e_.ifThen(e_.lt(j, m), [&] {
+                    add(j, c, sum(qTile_, [&](Value r) {
+                          return e_.fmul(tileAt(r, jj), y(r, c));
+                        }));
+                  });
+                });
+              };
           // Per query of the tile: sum_jj T[r, jj] y(jj, c).
-          auto perQuery = [&](int64_t cols,
-                              const std::function<Value(Value, Value)> &y,
-                              const std::function<void(Value, Value, Value)>
-                                  &add) {
-            e_.strided(tid, qTile_ * cols, threads_, [&](Value flat) {
-              Value r = e_.div(flat, cols), c = e_.rem(flat, cols);
-              Value qi = e_.add(q0, r);
-              e_.ifThen(e_.lt(qi, n), [&] {
-                add(qi, c, sum(keyTile_, [&](Value jj) {
-                      return e_.fmul(tileAt(r, jj), y(jj, c));
-                    }));
-              });
-            });
-          };
+          auto perQuery =
+              [&](int64_t cols, const std::function<Value(Value, Value)> &y,
+                  const std::function<void(Value, Value, Value)> &add) {
+                e_.strided(tid, qTile_ * cols, threads_, [&](Value flat) {
+                  Value r = e_.div(flat, cols), c = e_.rem(flat, cols);
+                  Value qi = e_.add(q0, r);
+                  e_.ifThen(e_.lt(qi, n), [&] {
+                    add(qi, c, sum(keyTile_, [&](Value jj) {
+                          return e_.fmul(tileAt(r, jj), y(jj, c));
+                        }));
+                  });
+                });
+              };
           auto keyOf = [&](Value jj) { return e_.minI(e_.add(k0, jj), m - 1); };
           if (target_.kind == GradTarget::Values) {
             perKey(
@@ -2559,12 +2548,12 @@ private:
               Value r = e_.div(flat, keyTile_), jj = e_.rem(flat, keyTile_);
               Value t = tileAt(r, jj);
               for (int64_t p = 0; p < numParts; ++p) {
-                Value score = partScore(parts_[p], h, r, query(r), jj,
-                                        keyOf(jj));
+                Value score =
+                    partScore(parts_[p], h, r, query(r), jj, keyOf(jj));
                 Value slot = e_.idx(p);
-                e_.store(e_.fma(t, score,
-                                e_.load(shared(partials_), {tid, slot})),
-                         shared(partials_), {tid, slot});
+                e_.store(
+                    e_.fma(t, score, e_.load(shared(partials_), {tid, slot})),
+                    shared(partials_), {tid, slot});
               }
             });
           } else {
@@ -2594,12 +2583,10 @@ private:
             }
             case mlir::synth::ScoreKind::Random: // dR[h, i, j] = sum_b dS
               e_.strided(tid, qTile_ * keyTile_, threads_, [&](Value flat) {
-                Value r = e_.div(flat, keyTile_),
-                      jj = e_.rem(flat, keyTile_);
+                Value r = e_.div(flat, keyTile_), jj = e_.rem(flat, keyTile_);
                 Value qi = e_.add(q0, r), j = e_.add(k0, jj);
-                e_.ifThen(e_.andI(e_.lt(qi, n), e_.lt(j, m)), [&] {
-                  accumulate({h, qi, j}, tileAt(r, jj));
-                });
+                e_.ifThen(e_.andI(e_.lt(qi, n), e_.lt(j, m)),
+                          [&] { accumulate({h, qi, j}, tileAt(r, jj)); });
               });
               break;
             case mlir::synth::ScoreKind::FactorizedRandom: {
@@ -2671,9 +2658,8 @@ private:
                     Value otherAt = forA ? e_.rem(j, bw) : e_.div(j, bw);
                     Value hit = e_.andI(
                         e_.lt(j, m),
-                        arith::CmpIOp::create(b_, e_.loc,
-                                              arith::CmpIPredicate::eq, slot,
-                                              c));
+                        arith::CmpIOp::create(
+                            b_, e_.loc, arith::CmpIPredicate::eq, slot, c));
                     Value term = e_.fmul(
                         tileAt(r, jj),
                         e_.load(shared(from),
