@@ -23,9 +23,12 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 
+#include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <thread>
 
 namespace synth::cuda {
 
@@ -90,13 +93,39 @@ absl::Status writeCudaArtifact(ModuleOp module,
   }
   std::map<std::string, std::string> ptxOf(ptx->begin(), ptx->end());
   bool haveToolkit = !findToolkit(options.target).empty();
-  if (options.requireCubin && !haveToolkit) {
+  if (options.requireCubin && (!haveToolkit || !options.writeCubin)) {
     return absl::NotFoundError("no CUDA toolkit with ptxas found (set "
                                "CUDA_HOME): cannot write cubins");
   }
+  // ptxas per kernel, one process per core at a time (a training step has
+  // hundreds of kernels).
+  std::vector<absl::StatusOr<std::string>> cubins(
+      launches.size(), absl::UnavailableError("no cubin"));
+  if (haveToolkit && options.writeCubin) {
+    std::atomic<size_t> next{0};
+    auto worker = [&] {
+      for (size_t i = next++; i < launches.size(); i = next++) {
+        auto found = ptxOf.find(launches[i].name);
+        if (found != ptxOf.end()) {
+          std::string log;
+          cubins[i] = assembleCubin(found->second, options.target, &log);
+        }
+      }
+    };
+    size_t count = std::max(1u, std::thread::hardware_concurrency());
+    std::vector<std::thread> workers;
+    for (size_t t = 1; t < std::min(count, launches.size()); ++t) {
+      workers.emplace_back(worker);
+    }
+    worker();
+    for (std::thread &t : workers) {
+      t.join();
+    }
+  }
 
   std::vector<std::string> files;
-  for (const LaunchInfo &launch : launches) {
+  for (size_t i = 0; i < launches.size(); ++i) {
+    const LaunchInfo &launch = launches[i];
     auto found = ptxOf.find(launch.name);
     if (found == ptxOf.end()) {
       return absl::InternalError(
@@ -113,10 +142,8 @@ absl::Status writeCudaArtifact(ModuleOp module,
     }
     files.push_back(ptxName);
     kernel.ptx = ptxName;
-    if (haveToolkit) {
-      std::string log;
-      absl::StatusOr<std::string> cubin =
-          assembleCubin(found->second, options.target, &log);
+    if (haveToolkit && options.writeCubin) {
+      const absl::StatusOr<std::string> &cubin = cubins[i];
       if (!cubin.ok()) {
         return absl::InternalError(absl::StrCat("kernel ", launch.name, ": ",
                                                 cubin.status().message()));

@@ -31,6 +31,9 @@ struct CudaArtifactOptions {
   /// Require a cubin for every kernel (fail without ptxas) instead of
   /// writing PTX only.
   bool requireCubin = false;
+  /// Assemble cubins when ptxas is found (false: PTX only, which the driver
+  /// compiles at load time).
+  bool writeCubin = true;
 };
 
 /// Writes the artifact: per kernel <name>.ptx (and <name>.cubin), the

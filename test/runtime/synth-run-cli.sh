@@ -50,7 +50,6 @@ expect 2 'unknown command "frobnicate"' -- "$RUN" frobnicate "$TOY"
 expect 2 "synth-run forward: missing ARTIFACT" -- "$RUN" forward
 expect 2 "synth-run forward: unknown flag --bogus" -- "$RUN" forward "$TOY" --bogus
 expect 2 "unknown flag --bogus" -- "$RUN" forward "$TOY" --bogus=1
-expect 2 "--device=cuda: training on the GPU is not implemented yet" -- "$RUN" train "$TOY" --device=cuda --data x
 expect 2 "--device expects cpu or cuda, got \"tpu\"" -- "$RUN" train "$TOY" --device=tpu --data x
 expect 2 'synth-run forward: unexpected argument "extra" (only one ARTIFACT)' -- "$RUN" forward "$TOY" extra
 expect 2 '--threads expects an integer in [0, 4096], got "abc"' -- "$RUN" forward "$TOY" --threads abc
@@ -128,6 +127,8 @@ fi
 expect 1 'the artifact'"'"'s target is cpu (x86-64); it cannot run on the CUDA device (use --device=cpu)' -- \
   "$RUN" forward "$TOY" --tokens "$WORK/tokens.npy" --device=cuda
 expect 1 '--device expects cpu or cuda, got "tpu"' -- "$RUN" forward "$TOY" --tokens "$WORK/tokens.npy" --device=tpu
+expect 1 'the artifact'"'"'s target is cpu (x86-64); it cannot run on the CUDA device (use --device=cpu)' -- \
+  "$RUN" train "$TOY" --device=cuda --data "$WORK" --checkpoint "$WORK/cuda.ckpt"
 CUDA_ART="$WORK/tiny-cuda.synth"
 mkdir -p "$CUDA_ART"
 printf '// not PTX\n' >"$CUDA_ART/k.ptx"
@@ -154,6 +155,8 @@ if ! ldconfig -p 2>/dev/null | grep -qF 'libcuda.so.1 '; then
     "$RUN" eval "$CUDA_ART" --device=cuda --data "$WORK/tokens.npy"
   expect 1 "synth-run generate: error: no CUDA driver: libcuda.so.1 not found" -- \
     "$RUN" generate "$CUDA_ART" --device=cuda --prompt hi
+  expect 1 "synth-run train: error: no CUDA driver: libcuda.so.1 not found" -- \
+    "$RUN" train "$CUDA_ART" --device=cuda --data "$WORK" --checkpoint "$WORK/cuda.ckpt"
 fi
 
 echo "synth-run-cli: $((checks - failures))/$checks checks passed"

@@ -103,6 +103,44 @@ public:
   absl::StatusOr<rt::TensorView> outputView(const std::string &name) const {
     return cpu_ ? cpu_->outputView(name) : cuda_->outputView(name);
   }
+  absl::Status setWeights(std::shared_ptr<const safetensors::File> weights) {
+    return cpu_ ? cpu_->setWeights(std::move(weights))
+                : cuda_->setWeights(std::move(weights));
+  }
+  std::shared_ptr<const safetensors::File> weights() const {
+    return cpu_ ? cpu_->weights() : cuda_->weights();
+  }
+  std::vector<std::string> stateNames() const {
+    return cpu_ ? cpu_->stateNames() : cuda_->stateNames();
+  }
+  absl::StatusOr<rt::TensorView> state(const std::string &name) const {
+    return cpu_ ? cpu_->state(name) : cuda_->state(name);
+  }
+  absl::Status setState(const std::string &name, const Tensor &value) {
+    return cpu_ ? cpu_->setState(name, value) : cuda_->setState(name, value);
+  }
+
+  /// A session of `entry` on `device` (null: the CPU), with `weights` (null:
+  /// the artifact's).
+  static absl::StatusOr<std::unique_ptr<Runner>>
+  create(const rt::Artifact &artifact, const rt::CudaDevice *device,
+         const std::string &entry,
+         std::shared_ptr<const safetensors::File> weights = nullptr) {
+    if (device) {
+      absl::StatusOr<std::unique_ptr<rt::CudaSession>> session =
+          rt::CudaSession::create(*device, artifact, entry, std::move(weights));
+      if (!session.ok()) {
+        return session.status();
+      }
+      return std::make_unique<Runner>(std::move(*session));
+    }
+    absl::StatusOr<std::unique_ptr<rt::Session>> session =
+        rt::Session::create(artifact, entry, std::move(weights));
+    if (!session.ok()) {
+      return session.status();
+    }
+    return std::make_unique<Runner>(std::move(*session));
+  }
 
 private:
   std::unique_ptr<rt::Session> cpu_;

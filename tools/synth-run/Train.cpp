@@ -74,6 +74,7 @@ struct TrainOptions {
   Sampling sampling;
   int64_t threads = -1; ///< -1: Halide's default
   int64_t logEvery = 10;
+  bool cuda = false; ///< --device=cuda
 };
 
 /// ARTIFACT's checkpoint folder when --checkpoint is not given: beside the
@@ -115,13 +116,8 @@ std::optional<std::string> parseTrainOptions(const Args &args,
     return bad;
   }
   if (std::optional<std::string> device = args.get("device")) {
-    if (*device == "cuda") {
-      return std::string(
-          "--device=cuda: training on the GPU is not implemented yet (the "
-          "CUDA back end compiles forward, loss and decode; "
-          "docs/cuda-backend.md); train a --target=cpu artifact");
-    }
-    if (*device != "cpu") {
+    options.cuda = *device == "cuda";
+    if (*device != "cpu" && *device != "cuda") {
       return absl::StrCat("--device expects cpu or cuda, got \"", *device,
                           "\"");
     }
@@ -334,7 +330,7 @@ bool allFinite(const Tensor &tensor) {
 /// DIR/checkpoint.safetensors: a temporary file in DIR, fsync, rename over
 /// the previous checkpoint, fsync DIR. Refuses parameters or moments that are
 /// not finite, so a diverging run never replaces a good checkpoint.
-absl::Status writeCheckpoint(const std::string &dir, const rt::Session &session,
+absl::Status writeCheckpoint(const std::string &dir, const Runner &session,
                              const RunIdentity &identity,
                              const Progress &progress) {
   safetensors::File file;
@@ -1035,7 +1031,7 @@ struct Evaluation {
 /// the first `maxBatches` held-out batches. Stops early (and says so with
 /// nullopt) when a stop signal arrives.
 absl::StatusOr<std::optional<Evaluation>>
-evaluate(rt::Session &lossSession, const rt::Session &trainSession,
+evaluate(Runner &lossSession, const Runner &trainSession,
          const std::vector<data::Batch> &batches, int64_t maxBatches) {
   auto began = std::chrono::steady_clock::now();
   absl::Status status = lossSession.setWeights(
@@ -1089,11 +1085,12 @@ std::string describeEvaluation(const Evaluation &e, bool bytes) {
 /// Continues `prompt` with the trained parameters through the "decode" entry
 /// and returns the prompt and its continuation as text.
 absl::StatusOr<std::string>
-sampleText(const rt::Artifact &artifact, const rt::Session &trainSession,
-           const data::Tokenizer &tokenizer, const std::string &prompt,
-           int64_t count, const Sampling &sampling, Random &random) {
-  absl::StatusOr<std::unique_ptr<rt::Session>> decode = rt::Session::create(
-      artifact, "decode",
+sampleText(const rt::Artifact &artifact, const rt::CudaDevice *device,
+           const Runner &trainSession, const data::Tokenizer &tokenizer,
+           const std::string &prompt, int64_t count, const Sampling &sampling,
+           Random &random) {
+  absl::StatusOr<std::unique_ptr<Runner>> decode = Runner::create(
+      artifact, device, "decode",
       std::make_shared<safetensors::File>(*trainSession.weights()));
   if (!decode.ok()) {
     return decode.status();
@@ -1108,9 +1105,8 @@ sampleText(const rt::Artifact &artifact, const rt::Session &trainSession,
   }
   std::vector<int> context(encoded->begin(), encoded->end());
   std::vector<int32_t> ids(encoded->begin(), encoded->end());
-  Runner runner(std::move(*decode));
   absl::Status status =
-      decodeWithCache(runner, context, count, sampling, random,
+      decodeWithCache(**decode, context, count, sampling, random,
                       [&](int id) { ids.push_back(id); });
   if (!status.ok()) {
     return status;
@@ -1132,8 +1128,9 @@ double secondsSince(Clock::time_point start) {
 struct Trainer {
   TrainOptions options;
   std::string command;
+  std::unique_ptr<rt::CudaDevice> device; ///< --device=cuda only
   std::unique_ptr<rt::Artifact> artifact;
-  std::unique_ptr<rt::Session> step, loss;
+  std::unique_ptr<Runner> step, loss;
   data::PreparedData data;
   std::unique_ptr<data::Tokenizer> tokenizer;
   std::unique_ptr<data::TokenBatcher> batcher;
@@ -1151,13 +1148,20 @@ struct Trainer {
 /// creates the sessions.
 absl::Status setUp(const std::string &artifactDir, Trainer &t) {
   TrainOptions &o = t.options;
-  absl::StatusOr<std::unique_ptr<rt::Artifact>> artifact =
-      rt::Artifact::load(artifactDir);
+  absl::StatusOr<std::unique_ptr<rt::Artifact>> artifact = rt::Artifact::load(
+      artifactDir, o.cuda ? rt::DeviceKind::Cuda : rt::DeviceKind::Cpu);
   if (!artifact.ok()) {
     return artifact.status();
   }
   t.artifact = std::move(*artifact);
-  if (o.threads >= 0) {
+  if (o.cuda) {
+    absl::StatusOr<std::unique_ptr<rt::CudaDevice>> opened =
+        rt::CudaDevice::open(0);
+    if (!opened.ok()) {
+      return opened.status();
+    }
+    t.device = std::move(*opened);
+  } else if (o.threads >= 0) {
     absl::StatusOr<int> previous =
         t.artifact->setNumThreads(static_cast<int>(o.threads));
     if (!previous.ok()) {
@@ -1233,8 +1237,8 @@ absl::Status setUp(const std::string &artifactDir, Trainer &t) {
   t.progress.seed = static_cast<uint64_t>(o.seed);
   // The sampling generator: its own stream, derived from the seed.
   t.progress.rngState = static_cast<uint64_t>(o.seed) ^ 0x5bd1e9955bd1e995ULL;
-  absl::StatusOr<std::unique_ptr<rt::Session>> session =
-      rt::Session::create(*t.artifact, "train_step", weights);
+  absl::StatusOr<std::unique_ptr<Runner>> session =
+      Runner::create(*t.artifact, t.device.get(), "train_step", weights);
   if (!session.ok()) {
     return session.status();
   }
@@ -1289,8 +1293,8 @@ absl::Status setUp(const std::string &artifactDir, Trainer &t) {
         "--checkpoint folder (or remove it)"));
   }
 
-  absl::StatusOr<std::unique_ptr<rt::Session>> loss =
-      rt::Session::create(*t.artifact, "loss");
+  absl::StatusOr<std::unique_ptr<Runner>> loss =
+      Runner::create(*t.artifact, t.device.get(), "loss");
   if (!loss.ok()) {
     return loss.status();
   }
@@ -1385,9 +1389,9 @@ std::vector<FlagSpec> trainFlags() {
       {"threads", "N",
        "kernel threads (0: one per CPU; default: Halide's, HL_NUM_THREADS or "
        "one per CPU)"},
-      {"device", "cpu",
-       "where to train: cpu (the default and, so far, the only device that "
-       "trains)"},
+      {"device", "cpu|cuda",
+       "where to train: cpu (the default) or cuda (a --target=cuda artifact "
+       "built with --train)"},
       {"log-every", "K",
        "a metrics record (and, off a terminal, a progress line) every K "
        "steps (default 10)"},
@@ -1668,7 +1672,7 @@ int runTrain(const Args &args) {
   if (o.sampleTokens > 0 && t.artifact->entry("decode") && t.tokenizer) {
     Random random(t.progress.rngState);
     absl::StatusOr<std::string> text =
-        sampleText(*t.artifact, *t.step, *t.tokenizer, o.prompt, o.sampleTokens,
+        sampleText(*t.artifact, t.device.get(), *t.step, *t.tokenizer, o.prompt, o.sampleTokens,
                    o.sampling, random);
     if (!text.ok()) {
       return runError(args.command, text.status());

@@ -45,7 +45,7 @@ constexpr const char *kUsage = R"(usage:
   synthc MODEL.json [--emit=synth|kernels|halide] [--batch=B] [--seq-len=N] [--src-len=S] [--tgt-len=T] [-o FILE]
   synthc MODEL.json --emit=gpu|nvvm|ptx [--gpu-arch=sm_80|sm_90a] [--batch=B] [--seq-len=N] [-o FILE]
   synthc MODEL.json --target=cpu [--cpu=portable|host] [--batch=B] [--seq-len=N] -o model.synth
-  synthc MODEL.json --target=cuda [--gpu-arch=sm_80|sm_90a] [--batch=B] [--seq-len=N] -o model.synth
+  synthc MODEL.json --target=cuda [--gpu-arch=sm_80|sm_90a] [--ptx-only] [--batch=B] [--seq-len=N] -o model.synth
   synthc MODEL.json --emit=weights -o FILE.safetensors
   synthc --stats MODEL.json [--seq-len=N]
 
@@ -61,6 +61,7 @@ constexpr const char *kUsage = R"(usage:
   --target=cuda    compile a CUDA artifact (manifest.json, PTX and, with ptxas, cubin per kernel, weights)
   --gpu-arch=A     the GPU for --target=cuda and --emit=gpu|nvvm|ptx: sm_80 or sm_90a (default)
   --gpu-precision=P  linear kernels on the GPU: f32 (default, CUDA cores), bf16 or f16 (tensor cores, f32 accumulate)
+  --ptx-only       --target=cuda without cubins (no ptxas; the driver compiles the PTX when it loads the artifact)
   --cpu=portable   kernels for AVX-512, AVX2 and SSE4.1 with run-time dispatch (default); --cpu=host: this machine only
   --stats          print every parameter tensor, the totals and FLOPs per token
   --batch=B        batch size of the generated functions (default 1)
@@ -80,6 +81,7 @@ struct Options {
   std::string gpuArch = "sm_90a";
   std::string gpuPrecision = "f32";
   bool hostOnly = false;
+  bool ptxOnly = false;
   bool stats = false;
   mlir::synth::TrainingPipelineOptions training;
   std::string output;
@@ -179,6 +181,10 @@ int parseOptions(int argc, char **argv, Options &options) {
                           " (expected portable or host)");
       }
       options.hostOnly = *cpu == "host";
+      continue;
+    }
+    if (arg == "--ptx-only") {
+      options.ptxOnly = true;
       continue;
     }
     if (arg == "--train") {
@@ -348,6 +354,7 @@ int main(int argc, char **argv) {
       artifact.output = options.output;
       artifact.target.arch = options.gpuArch;
       artifact.target.precision = options.gpuPrecision;
+      artifact.writeCubin = !options.ptxOnly;
       artifact.model = *description;
       absl::Status written = synth::cuda::writeCudaArtifact(
           **module, table, config->seed, artifact);
