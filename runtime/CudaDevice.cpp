@@ -754,17 +754,9 @@ absl::StatusOr<TensorView> CudaSession::state(const std::string &name) const {
 
 absl::Status CudaSession::setState(const std::string &name,
                                    const Tensor &value) {
-  absl::StatusOr<size_t> index = stateIndex(entry_, name);
+  absl::StatusOr<size_t> index = checkState(entry_, name, value);
   if (!index.ok()) {
     return index.status();
-  }
-  const BufferInfo &info = entry_.buffers[*index];
-  if (value.dtype != info.dtype || value.shape != info.shape ||
-      value.bytes.size() != static_cast<size_t>(info.byteSize())) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "state \"", name, "\" of entry ", entry_.name, " is ",
-        dtypeName(info.dtype), " ", formatShape(info.shape), ", got ",
-        dtypeName(value.dtype), " ", formatShape(value.shape)));
   }
   Impl &impl = *impl_;
   absl::Status status = device_.makeCurrent();

@@ -496,18 +496,28 @@ absl::StatusOr<TensorView> Session::state(const std::string &name) const {
                     static_cast<size_t>(info.byteSize())};
 }
 
-absl::Status Session::setState(const std::string &name, const Tensor &value) {
-  absl::StatusOr<size_t> index = stateIndex(entry_, name);
+absl::StatusOr<size_t> checkState(const EntryInfo &entry,
+                                  const std::string &name,
+                                  const Tensor &value) {
+  absl::StatusOr<size_t> index = stateIndex(entry, name);
   if (!index.ok()) {
     return index.status();
   }
-  const BufferInfo &info = entry_.buffers[*index];
+  const BufferInfo &info = entry.buffers[*index];
   if (value.dtype != info.dtype || value.shape != info.shape ||
       value.bytes.size() != static_cast<size_t>(info.byteSize())) {
     return absl::InvalidArgumentError(
-        absl::StrCat("state \"", name, "\" of entry ", entry_.name, " is ",
+        absl::StrCat("state \"", name, "\" of entry ", entry.name, " is ",
                      describe(info.dtype, info.shape), ", got ",
                      describe(value.dtype, value.shape)));
+  }
+  return index;
+}
+
+absl::Status Session::setState(const std::string &name, const Tensor &value) {
+  absl::StatusOr<size_t> index = checkState(entry_, name, value);
+  if (!index.ok()) {
+    return index.status();
   }
   std::memcpy(impl_->storage[*index].data(), value.bytes.data(),
               value.bytes.size());

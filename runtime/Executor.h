@@ -69,6 +69,11 @@ absl::StatusOr<size_t> outputIndex(const EntryInfo &entry,
 absl::StatusOr<size_t> stateIndex(const EntryInfo &entry,
                                   const std::string &name);
 
+/// Checks a caller's value for state `name` of `entry` (dtype, shape, bytes);
+/// returns the state's buffer index.
+absl::StatusOr<size_t> checkState(const EntryInfo &entry,
+                                  const std::string &name, const Tensor &value);
+
 /// The names of `entry`'s state buffers, in buffer order.
 std::vector<std::string> stateNames(const EntryInfo &entry);
 

@@ -44,6 +44,7 @@
 
 #include <cmath>
 #include <functional>
+#include <tuple>
 
 namespace synth::cuda {
 
@@ -59,7 +60,7 @@ constexpr int64_t kQueryTile = 16;
 constexpr int64_t kKeyTile = 32;
 /// Tensor-core attention: queries per block (one warp per 16).
 constexpr int64_t kMmaQueryTile = 64;
-/// Its register budget per thread (.maxnreg).
+/// Its register budget per thread (.maxnreg), also the attention gradients'.
 constexpr int32_t kMmaAttentionRegs = 128;
 /// Static shared memory per block without opting in to more.
 constexpr int64_t kMaxSharedBytes = 48 * 1024;
@@ -459,10 +460,11 @@ private:
         b_.getDenseI32ArrayAttr({static_cast<int32_t>(info_.block[0]),
                                  static_cast<int32_t>(info_.block[1]),
                                  static_cast<int32_t>(info_.block[2])}));
-    if (mmaAttention_) {
+    if (mmaAttention_ || isa<mlir::synth::FusedAttentionGradOp>(anchor_)) {
       // Left to itself, ptxas (sm_80) squeezes the tensor-core attention
-      // into 72 registers and spills; a budget of 128 (4 blocks of 128
-      // threads per SM) keeps every value in registers.
+      // into 72 registers and spills (the attention gradients into 64, on
+      // sm_90a too); a budget of 128 (4 blocks of 128 threads per SM) keeps
+      // every value in registers.
       func_->setAttr("nvvm.maxnreg", b_.getI32IntegerAttr(kMmaAttentionRegs));
     }
     return info_;
@@ -1111,42 +1113,38 @@ private:
 
   static constexpr int64_t kNormRowsPerBlock = 4;
 
+  /// One warp per row of `rows`, kNormRowsPerBlock rows per block; `body`
+  /// runs for the rows in range (a condition uniform per warp, so shuffles
+  /// see all 32 lanes) with the row and the lane.
+  void warpPerRow(int64_t rows,
+                  const std::function<void(Value row, Value lane)> &body) {
+    info_.block = {32 * kNormRowsPerBlock, 1, 1};
+    info_.grid = {(rows + kNormRowsPerBlock - 1) / kNormRowsPerBlock, 1, 1};
+    Value tid = e_.threadId();
+    Value lane = e_.rem(tid, 32);
+    Value row = e_.add(e_.mul(e_.blockId(gpu::Dimension::x), kNormRowsPerBlock),
+                       e_.div(tid, 32));
+    e_.ifThen(e_.lt(row, rows), [&] { body(row, lane); });
+  }
+
   /// One warp per row: mean, then the biased variance around it (two passes
   /// over the row, as the reference), both reduced with warp shuffles.
   absl::Status emitLayerNorm(mlir::synth::LayerNormOp op) {
     ArrayRef<int64_t> shape = shapeOf(op.getInput());
     ArrayRef<int64_t> leading = shape.drop_back();
-    int64_t d = shape.back(), rows = product(leading);
-    info_.block = {32 * kNormRowsPerBlock, 1, 1};
-    info_.grid = {(rows + kNormRowsPerBlock - 1) / kNormRowsPerBlock, 1, 1};
+    int64_t d = shape.back();
     Value x = buffer(op.getInput());
-    Value tid = e_.threadId();
-    Value lane = e_.rem(tid, 32);
-    Value row = e_.add(e_.mul(e_.blockId(gpu::Dimension::x), kNormRowsPerBlock),
-                       e_.div(tid, 32));
     absl::Status status;
-    // The condition is uniform per warp, so the shuffles see all 32 lanes.
-    e_.ifThen(e_.lt(row, rows), [&] {
+    warpPerRow(product(leading), [&](Value row, Value lane) {
       SmallVector<Value> prefix = e_.unflatten(row, leading);
       auto at = [&](Value c) {
         SmallVector<Value> index = prefix;
         index.push_back(c);
         return index;
       };
-      Value sum = e_.loop(lane, e_.idx(d), 32, {e_.f32(0.0)},
-                          [&](Value c, ValueRange s) -> SmallVector<Value> {
-                            return {e_.fadd(s[0], e_.load(x, at(c)))};
-                          })[0];
-      Value mean = e_.fdiv(e_.warpSum(sum), e_.f32(double(d)));
-      Value sq = e_.loop(lane, e_.idx(d), 32, {e_.f32(0.0)},
-                         [&](Value c, ValueRange s) -> SmallVector<Value> {
-                           Value centered = e_.fsub(e_.load(x, at(c)), mean);
-                           return {e_.fma(centered, centered, s[0])};
-                         })[0];
-      Value var = e_.fdiv(e_.warpSum(sq), e_.f32(double(d)));
-      Value eps = e_.f32(op.getEpsilon().convertToDouble());
-      Value inv = e_.fdiv(e_.f32(1.0),
-                          math::SqrtOp::create(b_, e_.loc, e_.fadd(var, eps)));
+      Value mean, inv;
+      std::tie(mean, inv) =
+          rowStatistics(x, prefix, d, lane, op.getEpsilon().convertToDouble());
       e_.loop(lane, e_.idx(d), 32, [&](Value c) {
         Value normalized = e_.fmul(e_.fsub(e_.load(x, at(c)), mean), inv);
         Value y = e_.fma(normalized, e_.load(buffer(op.getGamma()), {c}),
@@ -1164,16 +1162,9 @@ private:
   absl::Status emitAttentionProbs(mlir::synth::AttentionProbsOp op) {
     ArrayRef<int64_t> shape = shapeOf(op.getResult());
     int64_t heads = shape[0], n = shape[1], m = shape[2];
-    int64_t rows = heads * n;
-    info_.block = {32 * kNormRowsPerBlock, 1, 1};
-    info_.grid = {(rows + kNormRowsPerBlock - 1) / kNormRowsPerBlock, 1, 1};
     Value r = buffer(op.getR());
-    Value tid = e_.threadId();
-    Value lane = e_.rem(tid, 32);
-    Value row = e_.add(e_.mul(e_.blockId(gpu::Dimension::x), kNormRowsPerBlock),
-                       e_.div(tid, 32));
     absl::Status status;
-    e_.ifThen(e_.lt(row, rows), [&] {
+    warpPerRow(heads * n, [&](Value row, Value lane) {
       Value h = e_.div(row, n), i = e_.rem(row, n);
       Value zero = e_.f32(0.0);
       auto score = [&](Value j) {
@@ -1306,24 +1297,19 @@ private:
   absl::Status emitLayerNormGrad(mlir::synth::LayerNormGradOp op) {
     ArrayRef<int64_t> shape = shapeOf(op.getInput());
     ArrayRef<int64_t> leading = shape.drop_back();
-    int64_t d = shape.back(), rows = product(leading);
-    info_.block = {32 * kNormRowsPerBlock, 1, 1};
-    info_.grid = {(rows + kNormRowsPerBlock - 1) / kNormRowsPerBlock, 1, 1};
+    int64_t d = shape.back();
     Value x = buffer(op.getInput()), gamma = buffer(op.getGamma()),
           dy = buffer(op.getDResult());
-    Value tid = e_.threadId();
-    Value lane = e_.rem(tid, 32);
-    Value row = e_.add(e_.mul(e_.blockId(gpu::Dimension::x), kNormRowsPerBlock),
-                       e_.div(tid, 32));
     absl::Status status;
-    e_.ifThen(e_.lt(row, rows), [&] {
+    warpPerRow(product(leading), [&](Value row, Value lane) {
       SmallVector<Value> prefix = e_.unflatten(row, leading);
       auto at = [&](Value c) {
         SmallVector<Value> index = prefix;
         index.push_back(c);
         return index;
       };
-      auto [mean, rstd] =
+      Value mean, rstd;
+      std::tie(mean, rstd) =
           rowStatistics(x, prefix, d, lane, op.getEpsilon().convertToDouble());
       auto g = [&](Value c) {
         return e_.fmul(e_.load(dy, at(c)), e_.load(gamma, {c}));
@@ -1379,7 +1365,8 @@ private:
           SmallVector<Value> prefix = e_.unflatten(rc, leading);
           e_.barrier(); // the previous rows' statistics are read
           e_.ifThen(e_.lt(row, rows), [&] { // uniform per warp
-            auto [mean, rstd] = rowStatistics(x, prefix, d, lane, epsilon);
+            Value mean, rstd;
+            std::tie(mean, rstd) = rowStatistics(x, prefix, d, lane, epsilon);
             e_.store(mean, stats, {warp, e_.idx(0)});
             e_.store(rstd, stats, {warp, e_.idx(1)});
           });
@@ -1521,13 +1508,7 @@ private:
     ArrayRef<int64_t> shape = shapeOf(op.getLogits());
     ArrayRef<int64_t> leading = shape.drop_back();
     int64_t vocab = shape.back(), rows = product(leading);
-    info_.block = {32 * kNormRowsPerBlock, 1, 1};
-    info_.grid = {(rows + kNormRowsPerBlock - 1) / kNormRowsPerBlock, 1, 1};
     Value logits = buffer(op.getLogits()), targets = buffer(op.getTargets());
-    Value tid = e_.threadId();
-    Value lane = e_.rem(tid, 32);
-    Value row = e_.add(e_.mul(e_.blockId(gpu::Dimension::x), kNormRowsPerBlock),
-                       e_.div(tid, 32));
     Value zero = e_.f32(0.0), one = e_.f32(1.0);
     Value ignore = e_.i32(op.getIgnoreIndex());
     auto notIgnored = [&](Value target) {
@@ -1536,7 +1517,7 @@ private:
           .getResult();
     };
     absl::Status status;
-    e_.ifThen(e_.lt(row, rows), [&] {
+    warpPerRow(rows, [&](Value row, Value lane) {
       Value count =
           e_.loop(lane, e_.idx(rows), 32, {zero},
                   [&](Value r, ValueRange a) -> SmallVector<Value> {

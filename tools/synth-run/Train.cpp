@@ -1672,8 +1672,8 @@ int runTrain(const Args &args) {
   if (o.sampleTokens > 0 && t.artifact->entry("decode") && t.tokenizer) {
     Random random(t.progress.rngState);
     absl::StatusOr<std::string> text =
-        sampleText(*t.artifact, t.device.get(), *t.step, *t.tokenizer, o.prompt, o.sampleTokens,
-                   o.sampling, random);
+        sampleText(*t.artifact, t.device.get(), *t.step, *t.tokenizer, o.prompt,
+                   o.sampleTokens, o.sampling, random);
     if (!text.ok()) {
       return runError(args.command, text.status());
     }
