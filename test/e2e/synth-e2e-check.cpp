@@ -2,7 +2,8 @@
 //
 //   synth-e2e-check ARTIFACT REF.safetensors [--rtol R] [--threads T]
 //                   [--write-outputs OUT.safetensors] [--device cpu|cuda]
-//                   [--grad-rtol R] [--grad-metric max|l2] [--grad-global-rtol G]
+//                   [--grad-rtol R] [--grad-metric max|l2] [--grad-global-rtol
+//                   G]
 //
 // REF is what test/reference's synth-reference writes: parameters under their
 // own names, inputs as input.<name>, and the reference's float64 results
@@ -616,7 +617,8 @@ int main(int argc, char **argv) {
                 count, gradL2 ? "normwise rel err" : "rel err", worst,
                 worstName.c_str(), gradRtol,
                 worst <= gradRtol && count == expected ? "ok" : "FAIL");
-    double global = std::sqrt(globalDiff) / std::max(std::sqrt(globalNorm), 1e-30);
+    double global =
+        std::sqrt(globalDiff) / std::max(std::sqrt(globalNorm), 1e-30);
     if (std::isnan(global)) {
       global = INFINITY;
     }
