@@ -624,7 +624,7 @@ private:
   absl::Status emitAnchor() {
     Operation *op = anchor_;
     if (auto linear = dyn_cast<mlir::synth::LinearOp>(op)) {
-      return useMma() ? emitLinearMma(linear) : emitLinear(linear);
+      return emitLinear(linear);
     }
     if (auto norm = dyn_cast<mlir::synth::LayerNormOp>(op)) {
       return emitLayerNorm(norm);
@@ -805,29 +805,32 @@ private:
     int64_t n = shapeOf(op.getResult()).back();
     bool transposed = op.getTransposeWeight();
     Value x = buffer(op.getInput()), w = buffer(op.getWeight());
-    return tiledMatmul(
-        m, n, k,
-        [&](Value row, Value kk) {
-          SmallVector<Value> index = e_.unflatten(row, leading);
-          index.push_back(kk);
-          return e_.load(x, index);
-        },
-        [&](Value kk, Value col) {
-          return transposed ? e_.load(w, {col, kk}) : e_.load(w, {kk, col});
-        },
-        [&](Value row, Value col, Value v) {
-          if (op.getBias()) {
-            v = e_.fadd(v, e_.load(buffer(op.getBias()), {col}));
-          }
-          SmallVector<Value> index = e_.unflatten(row, leading);
-          index.push_back(col);
-          return finish({v, index});
-        });
+    MatrixLoad loadA = [&](Value row, Value kk) {
+      SmallVector<Value> index = e_.unflatten(row, leading);
+      index.push_back(kk);
+      return e_.load(x, index);
+    };
+    MatrixLoad loadB = [&](Value kk, Value col) {
+      return transposed ? e_.load(w, {col, kk}) : e_.load(w, {kk, col});
+    };
+    MatrixStore store = [&](Value row, Value col, Value v) {
+      if (op.getBias()) {
+        v = e_.fadd(v, e_.load(buffer(op.getBias()), {col}));
+      }
+      SmallVector<Value> index = e_.unflatten(row, leading);
+      index.push_back(col);
+      return finish({v, index});
+    };
+    if (useMma()) {
+      return tiledMatmulMma(m, n, k, loadA, /*aKContiguous=*/true, loadB,
+                            /*bKContiguous=*/transposed, store);
+    }
+    return tiledMatmul(m, n, k, loadA, loadB, store);
   }
 
   /// linear_weight_grad: dW[i, o] = sum over rows r of x[r, i] dy[r, o], the
-  /// tiled matmul with the rows as its reduction (f32 at every precision:
-  /// the sum runs over batch x sequence rows).
+  /// tiled matmul with the rows (batch x sequence) as its reduction; on
+  /// tensor cores at bf16/f16 (f32 accumulators).
   absl::Status emitLinearWeightGrad(mlir::synth::LinearWeightGradOp op) {
     ArrayRef<int64_t> xShape = shapeOf(op.getInput());
     ArrayRef<int64_t> leading = xShape.drop_back();
@@ -839,15 +842,21 @@ private:
       index.push_back(c);
       return index;
     };
-    return tiledMatmul(
-        in, out, rows,
-        [&](Value i, Value r) { return e_.load(x, rowIndex(r, i)); },
-        [&](Value r, Value o) { return e_.load(dy, rowIndex(r, o)); },
-        [&](Value i, Value o, Value v) {
-          return finish({v, op.getTransposeWeight()
-                                ? SmallVector<Value>{o, i}
-                                : SmallVector<Value>{i, o}});
-        });
+    MatrixLoad loadA = [&](Value i, Value r) {
+      return e_.load(x, rowIndex(r, i));
+    };
+    MatrixLoad loadB = [&](Value r, Value o) {
+      return e_.load(dy, rowIndex(r, o));
+    };
+    MatrixStore store = [&](Value i, Value o, Value v) {
+      return finish({v, op.getTransposeWeight() ? SmallVector<Value>{o, i}
+                                                : SmallVector<Value>{i, o}});
+    };
+    if (useMma()) {
+      return tiledMatmulMma(in, out, rows, loadA, /*aKContiguous=*/false, loadB,
+                            /*bKContiguous=*/false, store);
+    }
+    return tiledMatmul(in, out, rows, loadA, loadB, store);
   }
 
   using MatrixLoad = std::function<Value(Value, Value)>;
@@ -950,7 +959,8 @@ private:
   static constexpr int64_t kMmaWarpTile = 32;
 
   bool useMma() const {
-    return precision_ != "f32" && isa<mlir::synth::LinearOp>(anchor_);
+    return precision_ != "f32" &&
+           isa<mlir::synth::LinearOp, mlir::synth::LinearWeightGradOp>(anchor_);
   }
   Type halfType() {
     return precision_ == "bf16" ? Type(b_.getBF16Type())
@@ -995,18 +1005,18 @@ private:
     return vector::ExtractOp::create(b_, e_.loc, acc, ArrayRef<int64_t>{h, c});
   }
 
-  absl::Status emitLinearMma(mlir::synth::LinearOp op) {
-    ArrayRef<int64_t> xShape = shapeOf(op.getInput());
-    ArrayRef<int64_t> leading = xShape.drop_back();
-    int64_t k = xShape.back();
-    int64_t m = product(leading);
-    int64_t n = shapeOf(op.getResult()).back();
-    bool transposed = op.getTransposeWeight();
+  /// C[m, n] = sum_k A[m, k] B[k, n] on tensor cores (see above);
+  /// `loadA`/`loadB`/`store` as tiledMatmul. `aKContiguous` and
+  /// `bKContiguous` say whether consecutive k are adjacent in memory, so
+  /// that the staging loops read global memory coalesced.
+  absl::Status tiledMatmulMma(int64_t m, int64_t n, int64_t k,
+                              const MatrixLoad &loadA, bool aKContiguous,
+                              const MatrixLoad &loadB, bool bKContiguous,
+                              const MatrixStore &store) {
     constexpr int64_t threads = 32 * kMmaWarps;
     info_.block = {threads, 1, 1};
     info_.grid = {(n + kLinearTile - 1) / kLinearTile,
                   (m + kLinearTile - 1) / kLinearTile, 1};
-    Value x = buffer(op.getInput()), w = buffer(op.getWeight());
     Value aTile = shared(0), bTile = shared(1);
     Type half = halfType();
     Value tid = e_.threadId();
@@ -1021,15 +1031,13 @@ private:
     Value zero = e_.f32(0.0);
     auto loadX = [&](Value row, Value kk) {
       Value valid = e_.andI(e_.lt(row, m), e_.lt(kk, k));
-      SmallVector<Value> index = e_.unflatten(e_.minI(row, m - 1), leading);
-      index.push_back(e_.minI(kk, k - 1));
-      return e_.select(valid, e_.load(x, index), zero);
+      return e_.select(valid, loadA(e_.minI(row, m - 1), e_.minI(kk, k - 1)),
+                       zero);
     };
     auto loadW = [&](Value kk, Value col) {
       Value valid = e_.andI(e_.lt(kk, k), e_.lt(col, n));
-      Value kc = e_.minI(kk, k - 1), cc = e_.minI(col, n - 1);
-      Value v = transposed ? e_.load(w, {cc, kc}) : e_.load(w, {kc, cc});
-      return e_.select(valid, v, zero);
+      return e_.select(valid, loadB(e_.minI(kk, k - 1), e_.minI(col, n - 1)),
+                       zero);
     };
     auto toHalf = [&](Value v) {
       return arith::TruncFOp::create(b_, e_.loc, half, v).getResult();
@@ -1047,11 +1055,15 @@ private:
           // A loop (not unrolled here): unrolled, LLVM hoists the 32 clamped
           // staging addresses out of the k loop and holds them in registers.
           e_.strided(tid, kLinearTile * kMmaK, threads, [&](Value flat) {
-            Value ml = e_.div(flat, kMmaK), kl = e_.rem(flat, kMmaK);
+            Value kMajor = e_.rem(flat, kMmaK), kOuter = e_.div(flat, kMmaK);
+            Value rowMajor = e_.rem(flat, kLinearTile),
+                  rowOuter = e_.div(flat, kLinearTile);
+            Value ml = aKContiguous ? kOuter : rowMajor;
+            Value kl = aKContiguous ? kMajor : rowOuter;
             e_.store(toHalf(loadX(e_.add(m0, ml), e_.add(k0, kl))), aTile,
                      {ml, kl});
-            Value nl = transposed ? ml : e_.rem(flat, kLinearTile);
-            Value kb = transposed ? kl : e_.div(flat, kLinearTile);
+            Value nl = bKContiguous ? kOuter : rowMajor;
+            Value kb = bKContiguous ? kMajor : rowOuter;
             e_.store(toHalf(loadW(e_.add(k0, kb), e_.add(n0, nl))), bTile,
                      {nl, kb});
           });
@@ -1094,13 +1106,7 @@ private:
             Value v = vector::ExtractOp::create(b_, e_.loc, acc[i * nTiles + j],
                                                 ArrayRef<int64_t>{h, c});
             e_.ifThen(e_.andI(e_.lt(row, m), e_.lt(col, n)), [&] {
-              Value out = v;
-              if (op.getBias()) {
-                out = e_.fadd(out, e_.load(buffer(op.getBias()), {col}));
-              }
-              SmallVector<Value> index = e_.unflatten(row, leading);
-              index.push_back(col);
-              if (absl::Status s = finish({out, index}); !s.ok()) {
+              if (absl::Status s = store(row, col, v); !s.ok()) {
                 status = s;
               }
             });
