@@ -20,7 +20,18 @@
 //                    key/value tiles staged in shared memory; scores of one
 //                    tile in shared memory; running max, sum and output
 //                    columns in registers (loop-carried scalars); causal
-//                    blocks stop after their last visible key tile
+//                    blocks stop after their last visible key tile; with
+//                    bf16/f16 the tensor-core version (emitAttentionMma)
+//   attention_stats  the fused attention's pass without values: row lse
+//   fused_attention_grad  scores, P and dS recomputed per tile of 16 x 32
+//                    (never stored); a block per (batch, head), head or
+//                    batch row adds each tile's contribution to the part of
+//                    the gradient it owns (no atomics); dQ/dK/dV on tensor
+//                    cores with bf16/f16
+//   backward and optimizer ops (linear_weight_grad, layer norm, softmax
+//                    and embedding gradients, sum_squares, learning_rate,
+//                    adamw with three outputs updated in place): see each
+//                    emitter
 // The epilogue is applied to each computed element on its way to memory, so
 // no intermediate of a kernel is written to global memory.
 //
@@ -420,7 +431,7 @@ private:
                                    b_.getFunctionType(args, {}), shared,
                                    TypeRange{});
     func_->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b_.getUnitAttr());
-    if (useMma() || mmaAttention_) {
+    if (useMma() || mmaAttention_ || mmaGrad_) {
       // Fragments are read as 32-bit words: align the shared tiles.
       for (size_t i = 0; i < shared_.size(); ++i) {
         func_.setWorkgroupAttributionAttr(i, "llvm.align",
@@ -2232,6 +2243,12 @@ private:
   static constexpr int64_t kGradThreads = 128;
   int doTile_ = -1, rowLse_ = -1, rowDelta_ = -1;
   int dHidden_ = -1, dFactorA_ = -1, dFactorB_ = -1, partials_ = -1;
+  /// dQ, dK, dV on tensor cores (bf16/f16): dP = dO V^T and the gradient's
+  /// product as mma.sync tiles; 16-bit copies of the operands (rows padded
+  /// by 8 halves), the dP tile in f32.
+  bool mmaGrad_ = false;
+  int doHalf_ = -1, doHalfT_ = -1, vHalf_ = -1, dpTile_ = -1;
+  int tHalf_ = -1, tHalfT_ = -1, kHalfT_ = -1, qHalfT_ = -1;
 
   bool denseTarget() const {
     return target_.kind == GradTarget::Part &&
@@ -2275,6 +2292,35 @@ private:
       doTile_ = addShared("do_tile", {qTile_, d}, f32);
       rowLse_ = addShared("row_lse", {qTile_}, f32);
       rowDelta_ = addShared("row_delta", {qTile_}, f32);
+      mmaGrad_ = false;
+      doHalf_ = doHalfT_ = vHalf_ = dpTile_ = -1;
+      tHalf_ = tHalfT_ = kHalfT_ = qHalfT_ = -1;
+      if (precision_ != "f32" && d % 16 == 0) {
+        bool values = target_.kind == GradTarget::Values;
+        bool dot = target_.kind == GradTarget::Part &&
+                   parts_[target_.part].kind == mlir::synth::ScoreKind::Dot;
+        int64_t dq =
+            dot ? shapeOf(parts_[target_.part].operands[0])[3] : int64_t(0);
+        mmaGrad_ = values || (dot && dq % 8 == 0);
+        if (mmaGrad_) {
+          Type half = halfType();
+          if (values) { // dV = P^T dO
+            tHalfT_ = addShared("p_t_half", {keyTile_, qTile_ + 8}, half);
+            doHalfT_ = addShared("do_t_half", {d, qTile_ + 8}, half);
+          } else { // dP = dO V^T, then dQ = dS K or dK = dS^T Q
+            doHalf_ = addShared("do_half", {qTile_, d + 8}, half);
+            vHalf_ = addShared("v_half", {keyTile_, d + 8}, half);
+            dpTile_ = addShared("dp_tile", {qTile_, keyTile_ + 1}, f32);
+            if (target_.local == 0) {
+              tHalf_ = addShared("ds_half", {qTile_, keyTile_ + 8}, half);
+              kHalfT_ = addShared("k_t_half", {dq, keyTile_ + 8}, half);
+            } else {
+              tHalfT_ = addShared("ds_t_half", {keyTile_, qTile_ + 8}, half);
+              qHalfT_ = addShared("q_t_half", {dq, qTile_ + 8}, half);
+            }
+          }
+        }
+      }
       if (denseTarget()) {
         const Part &part = parts_[target_.part];
         int64_t hidden = shapeOf(part.operands[1])[2];
@@ -2302,6 +2348,41 @@ private:
       }
     }
     return absl::OkStatus();
+  }
+
+  /// C (mTiles*16 x nTiles*8) = A B on tensor cores, k = kSteps * 16: A
+  /// from shared buffer `a` ([m][k], k contiguous), B from `bt` ([n][k]).
+  /// The block's warps take the (m, n) tiles in turn (warp w: tiles w,
+  /// w + 4, ...); `use(row, col, value)` receives every element of C once.
+  void mmaTiles(int64_t mTiles, int64_t nTiles, int64_t kSteps, int a, int bt,
+                const std::function<void(Value, Value, Value)> &use) {
+    Value tid = e_.threadId();
+    Value lane = e_.rem(tid, 32), warp = e_.div(tid, 32);
+    Value group = e_.div(lane, 4), quad2 = e_.mul(e_.rem(lane, 4), 2);
+    // A loop uniform per warp: the mma's lanes all take part.
+    e_.loop(warp, e_.idx(mTiles * nTiles), kGradThreads / 32, [&](Value t) {
+      Value mt = e_.div(t, nTiles), nt = e_.rem(t, nTiles);
+      Value r0 = e_.add(group, e_.mul(mt, 16)), r8 = e_.add(r0, 8);
+      Value n0 = e_.mul(nt, 8);
+      Value col = e_.add(group, n0);
+      Value acc = zeroVector(accumulatorType());
+      for (int64_t ks = 0; ks < kSteps; ++ks) {
+        Value c0 = e_.add(quad2, ks * 16), c8 = e_.add(quad2, ks * 16 + 8);
+        Value fa = fragment(fragmentAType(), {sharedPair(shared(a), r0, c0),
+                                              sharedPair(shared(a), r8, c0),
+                                              sharedPair(shared(a), r0, c8),
+                                              sharedPair(shared(a), r8, c8)});
+        Value fb = fragment(fragmentBType(), {sharedPair(shared(bt), col, c0),
+                                              sharedPair(shared(bt), col, c8)});
+        acc = mma(fa, fb, acc);
+      }
+      for (int64_t hh = 0; hh < 2; ++hh) {
+        for (int64_t c = 0; c < 2; ++c) {
+          use(hh ? r8 : r0, e_.add(e_.add(quad2, n0), c),
+              accumulatorAt(acc, hh, c));
+        }
+      }
+    });
   }
 
   /// fused_attention_grad, flash style: scores, P = exp(S + M - lse) and
@@ -2434,9 +2515,23 @@ private:
         attentionPrologue(op, blk);
         e_.strided(tid, qTile_ * d, threads_, [&](Value flat) {
           Value r = e_.div(flat, d), c = e_.rem(flat, d);
-          e_.store(e_.load(dOut, {bb, h, query(r), c}), shared(doTile_),
-                   {r, c});
+          Value v = e_.load(dOut, {bb, h, query(r), c});
+          e_.store(v, shared(doTile_), {r, c});
+          if (doHalf_ >= 0) {
+            storeShared(v, doHalf_, {r, c});
+          }
+          if (doHalfT_ >= 0) {
+            storeShared(v, doHalfT_, {c, r});
+          }
         });
+        if (qHalfT_ >= 0) { // Q^T, the B operand of dK = dS^T Q
+          int64_t dq = shapeOf(part->operands[0])[3];
+          e_.strided(tid, qTile_ * dq, threads_, [&](Value flat) {
+            Value r = e_.div(flat, dq), c = e_.rem(flat, dq);
+            storeShared(e_.load(shared(part->queries), {r, c}), qHalfT_,
+                        {c, r});
+          });
+        }
         e_.strided(tid, qTile_, threads_, [&](Value r) {
           Value qi = query(r);
           e_.store(e_.load(lse, {bb, h, qi}), shared(rowLse_), {r});
@@ -2465,7 +2560,30 @@ private:
           stageKeys(blk, k0, m);
           e_.barrier();
           scorePass(op, blk, k0, /*dotInTile=*/false);
+          if (vHalf_ >= 0) {
+            e_.strided(tid, keyTile_ * d, threads_, [&](Value flat) {
+              Value jj = e_.div(flat, d), c = e_.rem(flat, d);
+              storeShared(e_.load(shared(values_), {jj, c}), vHalf_, {jj, c});
+            });
+          }
+          if (kHalfT_ >= 0) { // K^T, the B operand of dQ = dS K
+            int64_t dq = shapeOf(part->operands[1])[3];
+            e_.strided(tid, keyTile_ * dq, threads_, [&](Value flat) {
+              Value jj = e_.div(flat, dq), c = e_.rem(flat, dq);
+              storeShared(e_.load(shared(part->keys), {jj, c}), kHalfT_,
+                          {c, jj});
+            });
+          }
           e_.barrier();
+          if (dpTile_ >= 0) {
+            // dP (16 x keys) = dO V^T: warp w computes key tiles of 8
+            // w, w + 4, ...
+            mmaTiles(1, keyTile_ / 8, d / 16, doHalf_, vHalf_,
+                     [&](Value row, Value col, Value v) {
+                       e_.store(v, shared(dpTile_), {row, col});
+                     });
+            e_.barrier();
+          }
           // The tile of P (for dV) or of dS (scaled), in place of S.
           e_.strided(tid, qTile_ * keyTile_, threads_, [&](Value flat) {
             Value r = e_.div(flat, keyTile_), jj = e_.rem(flat, keyTile_);
@@ -2477,16 +2595,25 @@ private:
                 zero);
             Value t = p;
             if (target_.kind != GradTarget::Values) {
-              Value dp = sum(d, [&](Value c) {
-                return e_.fmul(e_.load(shared(doTile_), {r, c}),
-                               e_.load(shared(values_), {jj, c}));
-              });
+              Value dp =
+                  dpTile_ >= 0
+                      ? e_.load(shared(dpTile_), {r, jj})
+                      : sum(d, [&](Value c) {
+                          return e_.fmul(e_.load(shared(doTile_), {r, c}),
+                                         e_.load(shared(values_), {jj, c}));
+                        });
               t = e_.fmul(p, e_.fsub(dp, e_.load(shared(rowDelta_), {r})));
               if (tileScale) {
                 t = e_.fmul(t, tileScale);
               }
             }
             e_.store(t, sTile, {r, jj});
+            if (tHalf_ >= 0) {
+              storeShared(t, tHalf_, {r, jj});
+            }
+            if (tHalfT_ >= 0) {
+              storeShared(t, tHalfT_, {jj, r});
+            }
           });
           e_.barrier();
           auto tileAt = [&](Value r, Value jj) {
@@ -2521,7 +2648,31 @@ private:
                 });
               };
           auto keyOf = [&](Value jj) { return e_.minI(e_.add(k0, jj), m - 1); };
-          if (target_.kind == GradTarget::Values) {
+          if (mmaGrad_) {
+            // dV = P^T dO, dK = dS^T Q (keys x columns, k = the 16 queries)
+            // or dQ = dS K (queries x columns, k = the keys) on tensor
+            // cores; each accumulator element added to the gradient once.
+            int64_t cols = target_.kind == GradTarget::Values
+                               ? d
+                               : shapeOf(part->operands[0])[3];
+            if (tHalf_ >= 0) {
+              mmaTiles(1, cols / 8, keyTile_ / 16, tHalf_, kHalfT_,
+                       [&](Value row, Value col, Value v) {
+                         Value qi = e_.add(q0, row);
+                         e_.ifThen(e_.lt(qi, n),
+                                   [&] { accumulate({bb, h, qi, col}, v); });
+                       });
+            } else {
+              int other =
+                  target_.kind == GradTarget::Values ? doHalfT_ : qHalfT_;
+              mmaTiles(keyTile_ / 16, cols / 8, qTile_ / 16, tHalfT_, other,
+                       [&](Value row, Value col, Value v) {
+                         Value j = e_.add(k0, row);
+                         e_.ifThen(e_.lt(j, m),
+                                   [&] { accumulate({bb, h, j, col}, v); });
+                       });
+            }
+          } else if (target_.kind == GradTarget::Values) {
             perKey(
                 d,
                 [&](Value r, Value c) {

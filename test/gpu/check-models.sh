@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Compiles every small reference configuration (every attention variant, the three tasks) and the long end-to-end
-# configurations with `synthc --target=cuda`, draws fresh random weights and inputs with the C++ reference
+# Compiles every small reference configuration (every attention variant, the three tasks), the long end-to-end
+# configurations and one with head dimension 64 (test/e2e/configs) with `synthc --target=cuda`, draws fresh random weights and inputs with the C++ reference
 # (synth-reference, float64), runs `forward`, `loss` and `decode` on the CUDA device through libsynthrt (synth-e2e-check
 # --device cuda) and compares: f32 kernels within relative error 1e-4, bf16/f16 tensor-core kernels within 1e-2.
 # Training (artifacts built with --train --gradients): every parameter's gradient against the reference's float64
@@ -70,6 +70,7 @@ for precision in $precisions; do
   done
   run_one "$root/test/e2e/configs/lm_mixture_long.json" "--batch 2 --seq-len 100" "$precision"
   run_one "$root/test/e2e/configs/encoder_long.json" "--batch 3 --seq-len 77" "$precision"
+  run_one "$root/test/e2e/configs/lm_head64.json" "--batch 2 --seq-len 40" "$precision"
 done
 echo "check-models: $passed passed, $failed failed ($(grep -h -m1 '^device: ' "$out"/*.log 2>/dev/null | head -1))"
 [[ $failed -eq 0 ]]
