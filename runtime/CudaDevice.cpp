@@ -412,8 +412,11 @@ struct CudaSession::Impl {
   std::vector<Launch> launches;
   std::shared_ptr<const safetensors::File> weights;
   /// Whether runs write parameters in place (a training step); then
-  /// `hostWeights` caches the device's parameters once read back.
+  /// `hostWeights` caches the device's parameters once read back, and
+  /// `paramsChanged` says a run (even a failed one) may have changed them
+  /// since.
   bool updatesParams = false;
+  mutable bool paramsChanged = false;
   mutable std::shared_ptr<safetensors::File> hostWeights;
   /// Host copies of state buffers, refreshed by state().
   mutable std::map<size_t, std::vector<uint8_t>> hostStates;
@@ -693,22 +696,26 @@ CudaSession::setWeights(std::shared_ptr<const safetensors::File> weights) {
   }
   impl.weights = std::move(weights);
   impl.hostWeights.reset();
+  impl.paramsChanged = false;
   return absl::OkStatus();
 }
 
-std::shared_ptr<const safetensors::File> CudaSession::weights() const {
+absl::StatusOr<std::shared_ptr<const safetensors::File>>
+CudaSession::weights() const {
   Impl &impl = *impl_;
-  if (!impl.updatesParams || !impl.hasRun) {
+  if (!impl.paramsChanged) {
     return impl.hostWeights ? impl.hostWeights : impl.weights;
-  }
-  if (impl.hostWeights) {
-    return impl.hostWeights;
   }
   auto copy = std::make_shared<safetensors::File>(*impl.weights);
   absl::Status status = device_.makeCurrent();
+  if (status.ok()) {
+    // The last run may still write them.
+    status = impl.driver->check(impl.driver->streamSynchronize(impl.stream),
+                                "cuStreamSynchronize");
+  }
   for (const auto &[name, address] : impl.params) {
     if (!status.ok()) {
-      break;
+      return status;
     }
     Tensor *tensor = copy->find(name);
     status = impl.driver->check(
@@ -717,13 +724,11 @@ std::shared_ptr<const safetensors::File> CudaSession::weights() const {
         absl::StrCat("copying parameter ", name, " back"));
   }
   if (!status.ok()) {
-    // The API has no status here: report, and keep the last known values.
-    std::fprintf(stderr, "synthrt: %s\n",
-                 std::string(status.message()).c_str());
-    return impl.weights;
+    return status;
   }
   impl.hostWeights = std::move(copy);
-  return impl.hostWeights;
+  impl.paramsChanged = false;
+  return std::shared_ptr<const safetensors::File>(impl.hostWeights);
 }
 
 std::vector<std::string> CudaSession::stateNames() const {
@@ -853,6 +858,12 @@ absl::Status CudaSession::run(const RunOptions &options) {
         artifact_.dir(), ": entry ", entry_.name, ", call ", c, " (kernel ",
         entry_.calls[c].kernel, ") ", what, ": ", driver.errorText(result)));
   };
+  // From the first launch on, the device's parameters may differ from the
+  // host copies (a failed run may have updated some of them).
+  if (impl.updatesParams) {
+    impl.paramsChanged = true;
+    impl.hostWeights.reset();
+  }
   for (size_t c = 0; c < entry_.calls.size(); ++c) {
     const CallInfo &call = entry_.calls[c];
     if (call.once && impl.derivedValid) {
@@ -906,9 +917,6 @@ absl::Status CudaSession::run(const RunOptions &options) {
   }
   impl.hasRun = true;
   impl.derivedValid = true;
-  if (impl.updatesParams) {
-    impl.hostWeights.reset(); // the parameters changed on the device
-  }
   return absl::OkStatus();
 }
 

@@ -113,8 +113,9 @@ public:
   absl::Status setWeights(std::shared_ptr<const safetensors::File> weights);
 
   /// The parameters as the kernels see them now (after training steps, the
-  /// updated values, copied back from the device when they changed).
-  std::shared_ptr<const safetensors::File> weights() const;
+  /// updated values, copied back from the device when they changed; an
+  /// error when that copy fails, never stale values).
+  absl::StatusOr<std::shared_ptr<const safetensors::File>> weights() const;
 
   /// State buffers (optimizer moments), as Session: zero when the session
   /// starts, kept on the device and updated in place from run to run.

@@ -2265,10 +2265,16 @@ private:
   /// accumulators of a synthesizer's gradient. Key tiles of 16 when 32 do
   /// not fit in 48 KiB.
   absl::Status planAttentionGradShared(mlir::synth::FusedAttentionGradOp op) {
-    for (int64_t keyTile : {kKeyTile, int64_t(16)}) {
+    // Tensor cores (when they apply) with key tiles of 32, then 16; then the
+    // CUDA-core kernel with 32, then 16: the first that fits in 48 KiB.
+    const std::pair<bool, int64_t> plans[] = {
+        {true, kKeyTile}, {true, 16}, {false, kKeyTile}, {false, 16}};
+    int64_t bytes = 0;
+    for (auto [allowMma, keyTile] : plans) {
       shared_.clear();
       parts_.clear();
       keyTile_ = keyTile;
+      dHidden_ = dFactorA_ = dFactorB_ = partials_ = -1;
       if (absl::Status s = planAttentionShared(attn_); !s.ok()) {
         return s;
       }
@@ -2295,7 +2301,7 @@ private:
       mmaGrad_ = false;
       doHalf_ = doHalfT_ = vHalf_ = dpTile_ = -1;
       tHalf_ = tHalfT_ = kHalfT_ = qHalfT_ = -1;
-      if (precision_ != "f32" && d % 16 == 0) {
+      if (allowMma && precision_ != "f32" && d % 16 == 0) {
         bool values = target_.kind == GradTarget::Values;
         bool dot = target_.kind == GradTarget::Part &&
                    parts_[target_.part].kind == mlir::synth::ScoreKind::Dot;
@@ -2338,16 +2344,19 @@ private:
         partials_ =
             addShared("partials", {kGradThreads, int64_t(parts_.size())}, f32);
       }
-      int64_t bytes = 0;
+      bytes = 0;
       for (const SharedBuffer &buffer : shared_) {
         bytes += product(buffer.shape) *
                  (buffer.element.getIntOrFloatBitWidth() / 8);
       }
       if (bytes <= kMaxSharedBytes) {
-        break;
+        return absl::OkStatus();
       }
     }
-    return absl::OkStatus();
+    return unsupported(op, absl::StrCat("the attention gradient's tiles need ",
+                                        bytes,
+                                        " bytes of shared memory even with "
+                                        "key tiles of 16 (at most 49152)"));
   }
 
   /// C (mTiles*16 x nTiles*8) = A B on tensor cores, k = kSteps * 16: A

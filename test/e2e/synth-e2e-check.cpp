@@ -121,8 +121,12 @@ struct AnySession {
   outputView(const std::string &name) const {
     return cpu ? cpu->outputView(name) : cuda->outputView(name);
   }
-  std::shared_ptr<const synth::safetensors::File> weights() const {
-    return cpu ? cpu->weights() : cuda->weights();
+  absl::StatusOr<std::shared_ptr<const synth::safetensors::File>>
+  weights() const {
+    if (cpu) {
+      return cpu->weights();
+    }
+    return cuda->weights();
   }
   absl::StatusOr<synth::rt::TensorView> state(const std::string &name) const {
     return cpu ? cpu->state(name) : cuda->state(name);
@@ -249,7 +253,10 @@ bool checkTrainStep(const synth::rt::Artifact &artifact,
       double scale = 0.0, err = 0.0;
       const float *newP = nullptr;
       auto now = (*step)->weights();
-      newP = now->find(param.name)->data<float>();
+      if (!now.ok()) {
+        return fail(std::string(now.status().message()));
+      }
+      newP = (*now)->find(param.name)->data<float>();
       for (size_t i = 0; i < n; ++i) {
         double gi = g->data<float>()[i] * clip;
         mm[i] = adam.beta1 * mm[i] + (1 - adam.beta1) * gi;
@@ -279,7 +286,11 @@ bool checkTrainStep(const synth::rt::Artifact &artifact,
       }
     }
     // The next step's gradients are taken at the updated parameters.
-    current = std::make_shared<synth::safetensors::File>(*(*step)->weights());
+    auto updated = (*step)->weights();
+    if (!updated.ok()) {
+      return fail(std::string(updated.status().message()));
+    }
+    current = std::make_shared<synth::safetensors::File>(**updated);
   }
   // Relative to each parameter's largest update, beyond float32 rounding.
   bool pass = worst <= 1e-4;

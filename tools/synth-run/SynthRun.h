@@ -107,8 +107,13 @@ public:
     return cpu_ ? cpu_->setWeights(std::move(weights))
                 : cuda_->setWeights(std::move(weights));
   }
-  std::shared_ptr<const safetensors::File> weights() const {
-    return cpu_ ? cpu_->weights() : cuda_->weights();
+  /// The current parameters (a CUDA session copies them back from the
+  /// device; that copy can fail).
+  absl::StatusOr<std::shared_ptr<const safetensors::File>> weights() const {
+    if (cpu_) {
+      return cpu_->weights();
+    }
+    return cuda_->weights();
   }
   std::vector<std::string> stateNames() const {
     return cpu_ ? cpu_->stateNames() : cuda_->stateNames();

@@ -333,8 +333,13 @@ bool allFinite(const Tensor &tensor) {
 absl::Status writeCheckpoint(const std::string &dir, const Runner &session,
                              const RunIdentity &identity,
                              const Progress &progress) {
+  absl::StatusOr<std::shared_ptr<const safetensors::File>> weights =
+      session.weights();
+  if (!weights.ok()) {
+    return weights.status();
+  }
   safetensors::File file;
-  for (const auto &[name, tensor] : session.weights()->tensors) {
+  for (const auto &[name, tensor] : (*weights)->tensors) {
     if (!allFinite(tensor)) {
       return absl::DataLossError(
           absl::StrCat("parameter ", name, " is not finite after step ",
@@ -1034,8 +1039,13 @@ absl::StatusOr<std::optional<Evaluation>>
 evaluate(Runner &lossSession, const Runner &trainSession,
          const std::vector<data::Batch> &batches, int64_t maxBatches) {
   auto began = std::chrono::steady_clock::now();
-  absl::Status status = lossSession.setWeights(
-      std::make_shared<safetensors::File>(*trainSession.weights()));
+  absl::StatusOr<std::shared_ptr<const safetensors::File>> weights =
+      trainSession.weights();
+  if (!weights.ok()) {
+    return weights.status();
+  }
+  absl::Status status =
+      lossSession.setWeights(std::make_shared<safetensors::File>(**weights));
   if (!status.ok()) {
     return status;
   }
@@ -1089,9 +1099,14 @@ sampleText(const rt::Artifact &artifact, const rt::CudaDevice *device,
            const Runner &trainSession, const data::Tokenizer &tokenizer,
            const std::string &prompt, int64_t count, const Sampling &sampling,
            Random &random) {
-  absl::StatusOr<std::unique_ptr<Runner>> decode = Runner::create(
-      artifact, device, "decode",
-      std::make_shared<safetensors::File>(*trainSession.weights()));
+  absl::StatusOr<std::shared_ptr<const safetensors::File>> weights =
+      trainSession.weights();
+  if (!weights.ok()) {
+    return weights.status();
+  }
+  absl::StatusOr<std::unique_ptr<Runner>> decode =
+      Runner::create(artifact, device, "decode",
+                     std::make_shared<safetensors::File>(**weights));
   if (!decode.ok()) {
     return decode.status();
   }
