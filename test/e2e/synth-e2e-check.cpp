@@ -2,17 +2,20 @@
 //
 //   synth-e2e-check ARTIFACT REF.safetensors [--rtol R] [--threads T]
 //                   [--write-outputs OUT.safetensors] [--device cpu|cuda]
-//                   [--grad-rtol R] [--grad-metric max|l2] [--grad-global-rtol
-//                   G]
+//                   [--metric max|l2] [--grad-rtol R] [--grad-metric max|l2]
+//                   [--grad-global-rtol G]
 //
 // REF is what test/reference's synth-reference writes: parameters under their
 // own names, inputs as input.<name>, and the reference's float64 results
 // ref.logits and ref.loss. The artifact runs `forward` and `loss` on exactly
 // those weights and inputs (outputs poisoned with NaN first), and each result
 // must match the reference within the relative error R (default 1e-5):
-// max |compiled - ref| / max |ref|. NaN never passes. An artifact with a
-// `gradients` entry (synthc --gradients) also has every trainable parameter's
-// gradient compared with the reference's grad.<name> (relative error
+// max |compiled - ref| / max |ref| (with --metric l2 the normwise
+// |compiled - ref|_2 / |ref|_2: for 16-bit kernels, whose rounding errors
+// do not average out in a row with one real token). NaN never passes. An
+// artifact with a `gradients` entry (synthc --gradients) also has every
+// trainable parameter's gradient compared with the reference's grad.<name>
+// (relative error
 // <= --grad-rtol, default 1e-4; with --grad-metric l2 the normwise error
 // |compiled - ref|_2 / |ref|_2 instead, per tensor: for 16-bit kernels, where
 // a ReLU input near 0 may change sign against float64 and move a few
@@ -49,7 +52,8 @@ int usage(const char *message) {
                "synth-e2e-check: %s\nusage: synth-e2e-check ARTIFACT "
                "REF.safetensors [--rtol R] [--threads T] [--write-outputs "
                "OUT.safetensors] [--device cpu|cuda] [--grad-rtol R] "
-               "[--grad-metric max|l2] [--grad-global-rtol G]\n",
+               "[--metric max|l2] [--grad-metric max|l2] [--grad-global-rtol "
+               "G]\n",
                message);
   return 2;
 }
@@ -308,6 +312,7 @@ int main(int argc, char **argv) {
   double rtol = 1e-5;
   double gradRtol = 1e-4;
   bool gradL2 = false;
+  bool l2 = false; ///< --metric l2: forward, loss and decode normwise
   double gradGlobalRtol = -1; ///< < 0: not judged
   int threads = 0;
   bool onCuda = false;
@@ -319,6 +324,14 @@ int main(int argc, char **argv) {
     }
     if (arg == "--grad-global-rtol" && i + 1 < argc) {
       gradGlobalRtol = std::atof(argv[++i]);
+      continue;
+    }
+    if (arg == "--metric" && i + 1 < argc) {
+      std::string metric = argv[++i];
+      if (metric != "max" && metric != "l2") {
+        return usage("--metric expects max or l2");
+      }
+      l2 = metric == "l2";
       continue;
     }
     if (arg == "--grad-metric" && i + 1 < argc) {
@@ -464,7 +477,7 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "error: missing %s\n", check.refName);
       return 1;
     }
-    double err = relativeError(*got, *want);
+    double err = l2 ? normwiseError(*got, *want) : relativeError(*got, *want);
     bool pass = err <= rtol;
     ok &= pass;
     std::printf("%-8s %-7s rel err %.3g (tolerance %.0e) %s\n", check.entry,
@@ -536,7 +549,7 @@ int main(int argc, char **argv) {
         }
       }
     }
-    double err = relativeError(got, *want);
+    double err = l2 ? normwiseError(got, *want) : relativeError(got, *want);
     bool pass = err <= rtol;
     ok &= pass;
     std::printf("%-8s %-7s rel err %.3g (tolerance %.0e) %s (%lld steps, "

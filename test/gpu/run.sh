@@ -6,7 +6,7 @@
 # (f32; bf16 and f16 on tensor cores): compiles it with `synthc --target=cuda --train --gradients` for this GPU's
 # architecture, draws fresh random weights and inputs with the C++ reference (synth-reference, float64), runs
 # `forward`, `loss`, `decode`, `gradients` and two `train_step`s on the device through libsynthrt's CUDA device, and
-# compares them with the reference: relative error <= 1e-4 (f32), <= 1e-2 (bf16, f16); gradients <= 1e-4 (f32),
+# compares them with the reference: relative error <= 1e-4 (f32), <= 1e-2 normwise (bf16, f16); gradients <= 1e-4 (f32),
 # normwise <= 0.1 over all of them (16-bit); AdamW updates within 1e-4. Prints one line per model and precision and a summary;
 # exits 1 if any fails. Then test/gpu/check-train.sh: `synth-run train --device=cuda` (f32, bf16) against the same
 # run on the CPU, kill and resume. The test suite runs the same checks on ptxsim, the PTX interpreter of
