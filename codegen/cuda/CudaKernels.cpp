@@ -51,6 +51,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/Builders.h"
+#include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
@@ -633,81 +634,53 @@ private:
   }
 
   absl::Status emitAnchor() {
+    namespace synth = mlir::synth;
     Operation *op = anchor_;
-    if (auto linear = dyn_cast<mlir::synth::LinearOp>(op)) {
-      return emitLinear(linear);
-    }
-    if (auto norm = dyn_cast<mlir::synth::LayerNormOp>(op)) {
-      return emitLayerNorm(norm);
-    }
-    if (auto pool = dyn_cast<mlir::synth::MeanPoolOp>(op)) {
-      return emitMeanPool(pool);
-    }
-    if (auto ce = dyn_cast<mlir::synth::CrossEntropyOp>(op)) {
-      return emitCrossEntropy(ce);
-    }
-    if (isa<mlir::synth::FusedAttentionOp, mlir::synth::AttentionStatsOp>(op)) {
-      return emitAttention(attn_);
-    }
-    if (auto grad = dyn_cast<mlir::synth::FusedAttentionGradOp>(op)) {
-      return emitAttentionGrad(grad);
-    }
-    if (auto grad = dyn_cast<mlir::synth::LinearWeightGradOp>(op)) {
-      return emitLinearWeightGrad(grad);
-    }
-    if (auto sum = dyn_cast<mlir::synth::SumRowsOp>(op)) {
-      return emitSumRows(sum);
-    }
-    if (auto grad = dyn_cast<mlir::synth::LayerNormGradOp>(op)) {
-      return emitLayerNormGrad(grad);
-    }
-    if (auto grad = dyn_cast<mlir::synth::LayerNormGammaGradOp>(op)) {
-      return emitLayerNormGammaGrad(grad);
-    }
-    if (isa<mlir::synth::ReluGradOp, mlir::synth::GeluGradOp>(op)) {
-      return emitActivationGrad(op);
-    }
-    if (auto grad = dyn_cast<mlir::synth::PositionsGradOp>(op)) {
-      return emitPositionsGrad(grad);
-    }
-    if (auto grad = dyn_cast<mlir::synth::MeanPoolGradOp>(op)) {
-      return emitMeanPoolGrad(grad);
-    }
-    if (auto grad = dyn_cast<mlir::synth::EmbeddingGradOp>(op)) {
-      return emitEmbeddingGrad(grad);
-    }
-    if (auto grad = dyn_cast<mlir::synth::CrossEntropyGradOp>(op)) {
-      return emitCrossEntropyGrad(grad);
-    }
-    if (auto sum = dyn_cast<mlir::synth::SumSquaresOp>(op)) {
-      return emitSumSquares(sum);
-    }
-    if (auto lr = dyn_cast<mlir::synth::LearningRateOp>(op)) {
-      return emitLearningRate(lr);
-    }
-    if (auto adam = dyn_cast<mlir::synth::AdamWOp>(op)) {
-      return emitAdamW(adam);
-    }
-    if (auto embedding = dyn_cast<mlir::synth::EmbeddingOp>(op)) {
-      return emitEmbedding(embedding);
-    }
-    if (auto probs = dyn_cast<mlir::synth::AttentionProbsOp>(op)) {
-      return emitAttentionProbs(probs);
-    }
-    if (auto attend = dyn_cast<mlir::synth::AttendProbsOp>(op)) {
-      return emitAttendProbs(attend);
-    }
-    if (auto update = dyn_cast<mlir::synth::CacheUpdateOp>(op)) {
-      return emitCacheUpdate(update);
-    }
-    if (auto slice = dyn_cast<mlir::synth::SliceRowsOp>(op)) {
-      return emitSliceRows(slice);
-    }
     if (isPointwise(op)) {
       return emitPointwise(op);
     }
-    return unsupported(op, "no CUDA kernel for this op (standalone score ops "
-                           "and attend must go through synth-fuse-attention)");
+    return llvm::TypeSwitch<Operation *, absl::Status>(op)
+        .Case<synth::LinearOp>([&](auto o) { return emitLinear(o); })
+        .Case<synth::LayerNormOp>([&](auto o) { return emitLayerNorm(o); })
+        .Case<synth::MeanPoolOp>([&](auto o) { return emitMeanPool(o); })
+        .Case<synth::CrossEntropyOp>(
+            [&](auto o) { return emitCrossEntropy(o); })
+        .Case<synth::FusedAttentionOp, synth::AttentionStatsOp>(
+            [&](auto) { return emitAttention(attn_); })
+        .Case<synth::FusedAttentionGradOp>(
+            [&](auto o) { return emitAttentionGrad(o); })
+        .Case<synth::LinearWeightGradOp>(
+            [&](auto o) { return emitLinearWeightGrad(o); })
+        .Case<synth::SumRowsOp>([&](auto o) { return emitSumRows(o); })
+        .Case<synth::LayerNormGradOp>(
+            [&](auto o) { return emitLayerNormGrad(o); })
+        .Case<synth::LayerNormGammaGradOp>(
+            [&](auto o) { return emitLayerNormGammaGrad(o); })
+        .Case<synth::ReluGradOp, synth::GeluGradOp>(
+            [&](auto) { return emitActivationGrad(op); })
+        .Case<synth::PositionsGradOp>(
+            [&](auto o) { return emitPositionsGrad(o); })
+        .Case<synth::MeanPoolGradOp>(
+            [&](auto o) { return emitMeanPoolGrad(o); })
+        .Case<synth::EmbeddingGradOp>(
+            [&](auto o) { return emitEmbeddingGrad(o); })
+        .Case<synth::CrossEntropyGradOp>(
+            [&](auto o) { return emitCrossEntropyGrad(o); })
+        .Case<synth::SumSquaresOp>([&](auto o) { return emitSumSquares(o); })
+        .Case<synth::LearningRateOp>(
+            [&](auto o) { return emitLearningRate(o); })
+        .Case<synth::AdamWOp>([&](auto o) { return emitAdamW(o); })
+        .Case<synth::EmbeddingOp>([&](auto o) { return emitEmbedding(o); })
+        .Case<synth::AttentionProbsOp>(
+            [&](auto o) { return emitAttentionProbs(o); })
+        .Case<synth::AttendProbsOp>([&](auto o) { return emitAttendProbs(o); })
+        .Case<synth::CacheUpdateOp>([&](auto o) { return emitCacheUpdate(o); })
+        .Case<synth::SliceRowsOp>([&](auto o) { return emitSliceRows(o); })
+        .Default([&](Operation *) {
+          return unsupported(op, "no CUDA kernel for this op (standalone "
+                                 "score ops and attend must go through "
+                                 "synth-fuse-attention)");
+        });
   }
 
   static constexpr int64_t kPointwiseThreads = 256;
@@ -2541,9 +2514,14 @@ private:
                         {c, r});
           });
         }
+        // dV = P^T dO reads neither D nor V: they feed dP.
+        bool needsDP = target_.kind != GradTarget::Values;
         e_.strided(tid, qTile_, threads_, [&](Value r) {
           Value qi = query(r);
           e_.store(e_.load(lse, {bb, h, qi}), shared(rowLse_), {r});
+          if (!needsDP) {
+            return;
+          }
           e_.store(sum(d,
                        [&](Value c) {
                          return e_.fmul(e_.load(dOut, {bb, h, qi, c}),
@@ -2565,7 +2543,9 @@ private:
         e_.loop(e_.idx(0), keyTileCount(op, q0), 1, [&](Value kt) {
           Value k0 = e_.mul(kt, keyTile_);
           e_.barrier();
-          stageValues(op, blk, k0, /*transposed=*/false);
+          if (needsDP) {
+            stageValues(op, blk, k0, /*transposed=*/false);
+          }
           stageKeys(blk, k0, m);
           e_.barrier();
           scorePass(op, blk, k0, /*dotInTile=*/false);
@@ -2603,7 +2583,7 @@ private:
                 visible, e_.exp(e_.fsub(s, e_.load(shared(rowLse_), {r}))),
                 zero);
             Value t = p;
-            if (target_.kind != GradTarget::Values) {
+            if (needsDP) {
               Value dp =
                   dpTile_ >= 0
                       ? e_.load(shared(dpTile_), {r, jj})

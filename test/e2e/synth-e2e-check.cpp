@@ -326,20 +326,12 @@ int main(int argc, char **argv) {
       gradGlobalRtol = std::atof(argv[++i]);
       continue;
     }
-    if (arg == "--metric" && i + 1 < argc) {
+    if ((arg == "--metric" || arg == "--grad-metric") && i + 1 < argc) {
       std::string metric = argv[++i];
       if (metric != "max" && metric != "l2") {
-        return usage("--metric expects max or l2");
+        return usage((arg + " expects max or l2").c_str());
       }
-      l2 = metric == "l2";
-      continue;
-    }
-    if (arg == "--grad-metric" && i + 1 < argc) {
-      std::string metric = argv[++i];
-      if (metric != "max" && metric != "l2") {
-        return usage("--grad-metric expects max or l2");
-      }
-      gradL2 = metric == "l2";
+      (arg == "--metric" ? l2 : gradL2) = metric == "l2";
       continue;
     }
     if (arg == "--rtol" && i + 1 < argc) {

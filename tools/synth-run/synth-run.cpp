@@ -296,22 +296,12 @@ absl::StatusOr<Loaded> load(const Args &args, const std::string &entry,
     weights =
         std::make_shared<const synth::safetensors::File>(std::move(*file));
   }
-  if (cuda) {
-    absl::StatusOr<std::unique_ptr<rt::CudaSession>> session =
-        rt::CudaSession::create(*loaded.device, *loaded.artifact, entry,
-                                weights);
-    if (!session.ok()) {
-      return session.status();
-    }
-    loaded.session = std::make_unique<Runner>(std::move(*session));
-    return loaded;
-  }
-  absl::StatusOr<std::unique_ptr<rt::Session>> session =
-      rt::Session::create(*loaded.artifact, entry, weights);
+  absl::StatusOr<std::unique_ptr<Runner>> session = Runner::create(
+      *loaded.artifact, loaded.device.get(), entry, std::move(weights));
   if (!session.ok()) {
     return session.status();
   }
-  loaded.session = std::make_unique<Runner>(std::move(*session));
+  loaded.session = std::move(*session);
   return loaded;
 }
 
