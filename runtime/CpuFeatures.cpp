@@ -1,10 +1,9 @@
 //===- CpuFeatures.cpp - cpuid/xgetbv feature detection -------------------===//
 //
-// Bit positions from the Intel SDM vol. 2A (CPUID) and AMD APM vol. 3. The
-// Halide composites follow Halide 14's get_host_target(): avx512 is F+CD,
-// avx512_skylake adds VL+BW+DQ, avx512_cannonlake adds IFMA (+VBMI), and
-// avx512_sapphirerapids adds AVX-VNNI and AVX512-BF16 (we also require
-// AVX512-VNNI, which every such CPU has).
+// Bit positions from the Intel SDM vol. 2A (CPUID) and AMD APM vol. 3. Halide's
+// composite features (avx512_skylake, ...) are derived from the extensions
+// through one table, halideX86Features(), which synthc also uses to choose a
+// `--cpu=host` target.
 //
 //===----------------------------------------------------------------------===//
 
@@ -119,18 +118,30 @@ CpuFeatures detect() {
     if (osAvx && bit(l71.eax, 4)) {
       f.insert("avxvnni");
     }
+    // GFNI has SSE forms; VAES and VPCLMULQDQ widen AES and PCLMUL to YMM.
+    if (bit(l7.ecx, 8)) {
+      f.insert("gfni");
+    }
+    if (osAvx && bit(l7.ecx, 9)) {
+      f.insert("vaes");
+    }
+    if (osAvx && bit(l7.ecx, 10)) {
+      f.insert("vpclmulqdq");
+    }
     if (osAvx512) {
       struct {
         uint32_t reg;
         int bit;
         const char *name;
       } avx512[] = {
-          {l7.ebx, 16, "avx512f"},    {l7.ebx, 17, "avx512dq"},
-          {l7.ebx, 21, "avx512ifma"}, {l7.ebx, 26, "avx512pf"},
-          {l7.ebx, 27, "avx512er"},   {l7.ebx, 28, "avx512cd"},
-          {l7.ebx, 30, "avx512bw"},   {l7.ebx, 31, "avx512vl"},
-          {l7.ecx, 1, "avx512vbmi"},  {l7.ecx, 11, "avx512vnni"},
-          {l7.edx, 23, "avx512fp16"}, {l71.eax, 5, "avx512bf16"},
+          {l7.ebx, 16, "avx512f"},         {l7.ebx, 17, "avx512dq"},
+          {l7.ebx, 21, "avx512ifma"},      {l7.ebx, 26, "avx512pf"},
+          {l7.ebx, 27, "avx512er"},        {l7.ebx, 28, "avx512cd"},
+          {l7.ebx, 30, "avx512bw"},        {l7.ebx, 31, "avx512vl"},
+          {l7.ecx, 1, "avx512vbmi"},       {l7.ecx, 6, "avx512vbmi2"},
+          {l7.ecx, 11, "avx512vnni"},      {l7.ecx, 12, "avx512bitalg"},
+          {l7.ecx, 14, "avx512vpopcntdq"}, {l7.edx, 23, "avx512fp16"},
+          {l71.eax, 5, "avx512bf16"},
       };
       for (const auto &feature : avx512) {
         if (bit(feature.reg, feature.bit)) {
@@ -139,26 +150,7 @@ CpuFeatures detect() {
       }
     }
   }
-  // Halide's composite AVX-512 targets.
-  auto all = [&](std::initializer_list<const char *> names) {
-    return std::all_of(names.begin(), names.end(),
-                       [&](const char *name) { return f.count(name) != 0; });
-  };
-  if (all({"avx512f", "avx512cd"})) {
-    f.insert("avx512");
-    if (all({"avx512pf", "avx512er"})) {
-      f.insert("avx512_knl");
-    }
-    if (all({"avx512vl", "avx512bw", "avx512dq"})) {
-      f.insert("avx512_skylake");
-      if (all({"avx512ifma", "avx512vbmi"})) {
-        f.insert("avx512_cannonlake");
-        if (all({"avxvnni", "avx512bf16", "avx512vnni"})) {
-          f.insert("avx512_sapphirerapids");
-        }
-      }
-    }
-  }
+  deriveHalideFeatures(f);
   return cpu;
 }
 #else
@@ -189,6 +181,9 @@ const std::vector<std::string> &knownCpuFeatures() {
                                                   "bmi2",
                                                   "avx2",
                                                   "avxvnni",
+                                                  "gfni",
+                                                  "vaes",
+                                                  "vpclmulqdq",
                                                   "avx512f",
                                                   "avx512cd",
                                                   "avx512dq",
@@ -198,7 +193,10 @@ const std::vector<std::string> &knownCpuFeatures() {
                                                   "avx512pf",
                                                   "avx512ifma",
                                                   "avx512vbmi",
+                                                  "avx512vbmi2",
                                                   "avx512vnni",
+                                                  "avx512bitalg",
+                                                  "avx512vpopcntdq",
                                                   "avx512bf16",
                                                   "avx512fp16",
                                                   "avx512",
@@ -207,6 +205,62 @@ const std::vector<std::string> &knownCpuFeatures() {
                                                   "avx512_cannonlake",
                                                   "avx512_sapphirerapids"};
   return kKnown;
+}
+
+const std::vector<HalideX86Feature> &halideX86Features() {
+  // Halide 14's CodeGen_X86 picks -mcpu from the most capable feature
+  // (sapphirerapids, cannonlake, skylake-avx512, knl, haswell for avx2,
+  // corei7-avx for avx, penryn for sse41) and adds -mattr for the others; the
+  // parts are what those let LLVM emit. Rows follow docs/artifact-format.md.
+  static const std::vector<HalideX86Feature> kTable = {
+      {"sse41", "", {"sse41", "ssse3"}},
+      {"avx", "sse41", {"avx", "sse42", "popcnt"}},
+      {"avx2", "avx", {"avx2", "bmi1", "bmi2"}},
+      {"fma", "", {"fma"}},
+      {"fma4", "", {"fma4"}},
+      {"f16c", "", {"f16c"}},
+      {"avx512", "", {"avx512f", "avx512cd"}},
+      {"avx512_knl", "avx512", {"avx512pf", "avx512er"}},
+      {"avx512_skylake", "avx512", {"avx512vl", "avx512bw", "avx512dq"}},
+      {"avx512_cannonlake", "avx512_skylake", {"avx512ifma", "avx512vbmi"}},
+      // -mcpu=sapphirerapids: Ice Lake's AVX-512 extensions, AVX512-VNNI and
+      // AVX512-BF16 (Halide's own check stops here), and also the VEX-encoded
+      // AVX-VNNI (LLVM compresses 128/256-bit EVEX vpdp* to it) and
+      // AVX512-FP16, which AMD Zen 4 lacks. Halide's AMX lowering needs
+      // AMXTile-scheduled stores, which synthc never schedules.
+      {"avx512_sapphirerapids",
+       "avx512_cannonlake",
+       {"avx512vnni", "avx512bf16", "avxvnni", "avx512fp16", "avx512vbmi2",
+        "avx512bitalg", "avx512vpopcntdq", "gfni", "vaes", "vpclmulqdq"}},
+  };
+  return kTable;
+}
+
+void deriveHalideFeatures(std::set<std::string> &f) {
+  // In the table's order (a base precedes what extends
+  // it). sse41, avx, avx2, fma, fma4 and f16c are also extensions of their
+  // own: the table decides whether Halide's feature of that name can run.
+  for (const HalideX86Feature &feature : halideX86Features()) {
+    bool has = *feature.base == '\0' || f.count(feature.base) != 0;
+    for (const char *part : feature.parts) {
+      has = has && f.count(part) != 0;
+    }
+    if (has) {
+      f.insert(feature.name);
+    } else {
+      f.erase(feature.name);
+    }
+  }
+}
+
+std::vector<std::string> halideFeaturesOf(const CpuFeatures &cpu) {
+  std::vector<std::string> names;
+  for (const HalideX86Feature &feature : halideX86Features()) {
+    if (cpu.has(feature.name)) {
+      names.push_back(feature.name);
+    }
+  }
+  return names;
 }
 
 const CpuFeatures &hostCpuFeatures() {
@@ -240,15 +294,8 @@ absl::Status checkRequiredFeatures(const std::vector<std::string> &required,
         unknown.size() > 1 ? "s " : " ", absl::StrJoin(unknown, ", "),
         unknown.size() > 1 ? " are" : " is", " unknown to this runtime");
   }
-  // Halide composites only: the list a user compares with --cpu choices.
-  std::vector<std::string> halide;
-  for (const char *name :
-       {"sse41", "avx", "avx2", "fma", "fma4", "f16c", "avx512", "avx512_knl",
-        "avx512_skylake", "avx512_cannonlake", "avx512_sapphirerapids"}) {
-    if (cpu.has(name)) {
-      halide.push_back(name);
-    }
-  }
+  // Halide features only: the list a user compares with --cpu choices.
+  std::vector<std::string> halide = halideFeaturesOf(cpu);
   absl::StrAppend(&message, " (this CPU has: ",
                   halide.empty() ? "none of Halide's x86 features"
                                  : absl::StrJoin(halide, ", "),

@@ -39,6 +39,30 @@ struct CpuFeatures {
 /// Every feature name this runtime can detect (whether present or not).
 const std::vector<std::string> &knownCpuFeatures();
 
+/// One of Halide 14's x86 target features and what code generated for it may
+/// execute: Halide compiles for the feature with an LLVM CPU (-mcpu) and
+/// attributes (-mattr), and LLVM may then emit any instruction of that CPU.
+/// `parts` are those extensions (as detected here), `base` the Halide feature
+/// it extends ("" for none). This one table decides both which features the
+/// runtime reports (a CPU has the feature when it has its base and every
+/// part) and which features synthc puts in a `--cpu=host` build (those this
+/// machine has), so a host build always loads where it was built.
+/// docs/artifact-format.md explains every row.
+struct HalideX86Feature {
+  const char *name;
+  const char *base;
+  std::vector<const char *> parts;
+};
+const std::vector<HalideX86Feature> &halideX86Features();
+
+/// Adds to `features` (detected extensions) every Halide feature of the table
+/// whose base and parts are there, and removes those whose are not.
+void deriveHalideFeatures(std::set<std::string> &features);
+
+/// The Halide target features (names of halideX86Features()) that `cpu` has,
+/// in the table's order.
+std::vector<std::string> halideFeaturesOf(const CpuFeatures &cpu);
+
 /// The features of the CPU this process runs on (computed once).
 const CpuFeatures &hostCpuFeatures();
 

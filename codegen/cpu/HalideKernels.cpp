@@ -14,6 +14,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "codegen/cpu/HalideKernels.h"
+#include "runtime/CpuFeatures.h"
 
 #include "Halide.h"
 #include "absl/strings/str_cat.h"
@@ -27,6 +28,8 @@
 #include <sstream>
 
 namespace synth::cpu {
+
+namespace rt = synth::rt;
 
 namespace {
 
@@ -1997,7 +2000,21 @@ std::vector<std::string> portableTargets() {
           "x86-64-linux-avx-avx2-f16c-fma-sse41", "x86-64-linux-sse41"};
 }
 
-std::string hostTarget() { return Halide::get_host_target().to_string(); }
+std::string hostTarget() {
+  // Halide 14's get_host_target() asks for less than its features' code needs
+  // (avx512_sapphirerapids on AMD Zen 4, which lacks AVX-VNNI and
+  // AVX512-FP16): keep only the features the runtime's check, from the same
+  // table, finds on this CPU, so the artifact loads where it was built.
+  Halide::Target target = Halide::get_host_target();
+  const rt::CpuFeatures &cpu = rt::hostCpuFeatures();
+  for (const rt::HalideX86Feature &feature : rt::halideX86Features()) {
+    Halide::Target::Feature f = Halide::Target::feature_from_name(feature.name);
+    if (target.has_feature(f) && !cpu.has(feature.name)) {
+      target = target.without_feature(f);
+    }
+  }
+  return target.to_string();
+}
 
 absl::StatusOr<std::vector<std::string>>
 compileKernel(const KernelSpec &kernel, const std::vector<std::string> &targets,

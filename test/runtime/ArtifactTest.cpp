@@ -13,6 +13,8 @@
 
 #include "gtest/gtest.h"
 
+#include <cstdio>
+
 namespace {
 
 namespace rt = synth::rt;
@@ -224,6 +226,39 @@ TEST(Artifact, CpuFeatureNotPresent) {
                         0),
             0u)
       << error;
+}
+
+// What Halide 14's host target asks for on AMD Zen 4 (avx512_sapphirerapids)
+// and what that code may use (AVX512-FP16), on a CPU without them: refused
+// before any kernel runs. On a CPU with both, a feature it lacks stands in.
+TEST(Artifact, CpuFeatureOfAnotherCpu) {
+  const rt::CpuFeatures &cpu = rt::hostCpuFeatures();
+  std::printf("this CPU: %s\n", cpu.brand.c_str());
+  std::vector<std::string> lacking;
+  for (const char *name :
+       {"avx512fp16", "avx512_sapphirerapids", "avxvnni", "fma4"}) {
+    if (!cpu.has(name)) {
+      lacking.push_back(name);
+    }
+  }
+  ASSERT_FALSE(lacking.empty()) << "this CPU has every feature tried";
+  ScratchDir scratch;
+  std::string dir = copyToyArtifact(scratch.path());
+  std::string previous = "\"sse41\"";
+  for (const std::string &feature : lacking) {
+    std::string next = "\"sse41\", \"" + feature + "\"";
+    editManifest(dir, previous, next);
+    previous = next;
+    std::string error = loadError(dir);
+    EXPECT_EQ(error.rfind(dir +
+                              ": cannot run on this CPU: this CPU lacks "
+                              "required feature " +
+                              feature + " (this CPU has: ",
+                          0),
+              0u)
+        << error;
+    std::printf("refused: %s\n", error.c_str());
+  }
 }
 
 TEST(Artifact, WrongTarget) {

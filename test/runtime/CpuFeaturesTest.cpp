@@ -4,7 +4,12 @@
 
 #include "TestUtil.h"
 
+#include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
 
 #include <fstream>
 #include <sstream>
@@ -33,9 +38,113 @@ TEST(CpuFeatures, HostIsConsistent) {
       EXPECT_TRUE(cpu.has(part)) << part;
     }
   }
-  if (cpu.has("avx512_sapphirerapids")) {
-    EXPECT_TRUE(cpu.has("avx512_cannonlake"));
+  // Every Halide feature the CPU has, it has by the table: base and parts.
+  for (const rt::HalideX86Feature &feature : rt::halideX86Features()) {
+    if (!cpu.has(feature.name)) {
+      continue;
+    }
+    if (*feature.base) {
+      EXPECT_TRUE(cpu.has(feature.base)) << feature.name;
+    }
+    for (const char *part : feature.parts) {
+      EXPECT_TRUE(cpu.has(part)) << feature.name << " needs " << part;
+    }
   }
+  std::printf("this CPU: %s; Halide features: %s\n", cpu.brand.c_str(),
+              absl::StrJoin(rt::halideFeaturesOf(cpu), " ").c_str());
+}
+
+TEST(CpuFeatures, TableIsWellFormed) {
+  const std::vector<std::string> &known = rt::knownCpuFeatures();
+  auto isKnown = [&](const std::string &name) {
+    return std::find(known.begin(), known.end(), name) != known.end();
+  };
+  std::set<std::string> seen;
+  for (const rt::HalideX86Feature &feature : rt::halideX86Features()) {
+    EXPECT_TRUE(isKnown(feature.name)) << feature.name;
+    // A base comes first, so one pass in table order derives everything.
+    if (*feature.base) {
+      EXPECT_TRUE(seen.count(feature.base)) << feature.name;
+    }
+    EXPECT_FALSE(feature.parts.empty()) << feature.name;
+    for (const char *part : feature.parts) {
+      EXPECT_TRUE(isKnown(part)) << feature.name << ": " << part;
+    }
+    EXPECT_TRUE(seen.insert(feature.name).second) << feature.name;
+  }
+}
+
+// The two CPUs of this project's machine kind, by their cpuid extensions
+// (Intel SDM / AMD APM; /proc/cpuinfo of both, 2026-12).
+std::set<std::string> zen4Extensions() {
+  return {"sse2",
+          "ssse3",
+          "sse41",
+          "sse42",
+          "popcnt",
+          "avx",
+          "fma",
+          "f16c",
+          "bmi1",
+          "bmi2",
+          "avx2",
+          "gfni",
+          "vaes",
+          "vpclmulqdq",
+          "avx512f",
+          "avx512cd",
+          "avx512dq",
+          "avx512bw",
+          "avx512vl",
+          "avx512ifma",
+          "avx512vbmi",
+          "avx512vbmi2",
+          "avx512vnni",
+          "avx512bitalg",
+          "avx512vpopcntdq",
+          "avx512bf16"};
+}
+
+TEST(CpuFeatures, Zen4IsCannonlakeNotSapphireRapids) {
+  // Halide 14's get_host_target() reports avx512_sapphirerapids here (it asks
+  // for AVX512-VNNI and AVX512-BF16 only); the code it generates may use
+  // AVX-VNNI and AVX512-FP16, which Zen 4 lacks.
+  std::set<std::string> f = zen4Extensions();
+  rt::deriveHalideFeatures(f);
+  for (const char *name : {"sse41", "avx", "avx2", "fma", "f16c", "avx512",
+                           "avx512_skylake", "avx512_cannonlake"}) {
+    EXPECT_TRUE(f.count(name)) << name;
+  }
+  EXPECT_FALSE(f.count("avx512_sapphirerapids"));
+  EXPECT_FALSE(f.count("avx512_knl"));
+  EXPECT_FALSE(f.count("fma4"));
+}
+
+TEST(CpuFeatures, SapphireRapidsHasEverything) {
+  std::set<std::string> f = zen4Extensions();
+  f.insert("avxvnni");
+  f.insert("avx512fp16");
+  rt::deriveHalideFeatures(f);
+  EXPECT_TRUE(f.count("avx512_sapphirerapids"));
+  // Without any one part, the composite is gone (and nothing else is).
+  const rt::HalideX86Feature &spr = rt::halideX86Features().back();
+  ASSERT_STREQ(spr.name, "avx512_sapphirerapids");
+  for (const char *part : spr.parts) {
+    std::set<std::string> g = zen4Extensions();
+    g.insert("avxvnni");
+    g.insert("avx512fp16");
+    g.erase(part);
+    rt::deriveHalideFeatures(g);
+    EXPECT_FALSE(g.count("avx512_sapphirerapids")) << "without " << part;
+    EXPECT_TRUE(g.count("avx512_cannonlake")) << "without " << part;
+  }
+  // A base taken away takes what builds on it.
+  std::set<std::string> g = zen4Extensions();
+  g.erase("avx512vl");
+  rt::deriveHalideFeatures(g);
+  EXPECT_TRUE(g.count("avx512"));
+  EXPECT_FALSE(g.count("avx512_skylake"));
+  EXPECT_FALSE(g.count("avx512_cannonlake"));
 }
 
 TEST(CpuFeatures, AgreesWithProcCpuinfo) {
@@ -67,6 +176,18 @@ TEST(CpuFeatures, AgreesWithProcCpuinfo) {
       {"avx512ifma", "avx512ifma"},
       {"avx512vbmi", "avx512vbmi"},
       {"avx512_bf16", "avx512bf16"},
+      {"avx512_vbmi2", "avx512vbmi2"},
+      {"avx512_vnni", "avx512vnni"},
+      {"avx512_bitalg", "avx512bitalg"},
+      {"avx512_vpopcntdq", "avx512vpopcntdq"},
+      {"avx512_fp16", "avx512fp16"},
+      {"avx_vnni", "avxvnni"},
+      {"gfni", "gfni"},
+      {"vaes", "vaes"},
+      {"vpclmulqdq", "vpclmulqdq"},
+      {"bmi1", "bmi1"},
+      {"bmi2", "bmi2"},
+      {"popcnt", "popcnt"},
   };
   const rt::CpuFeatures &cpu = rt::hostCpuFeatures();
   for (const auto &[linuxName, ours] : names) {

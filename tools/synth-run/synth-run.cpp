@@ -1055,14 +1055,7 @@ int runBench(const Args &args) {
           : absl::StrCat("Halide default (HL_NUM_THREADS or one per "
                          "CPU; ",
                          std::thread::hardware_concurrency(), " CPUs)");
-  std::vector<std::string> halideFeatures;
-  for (const char *name :
-       {"sse41", "avx", "avx2", "fma", "f16c", "avx512", "avx512_skylake",
-        "avx512_cannonlake", "avx512_sapphirerapids"}) {
-    if (cpu.has(name)) {
-      halideFeatures.push_back(name);
-    }
-  }
+  std::vector<std::string> halideFeatures = rt::halideFeaturesOf(cpu);
   std::printf("synth-run bench %s: entry %s, %zu calls, %lld timed runs after "
               "%lld warm-up\n",
               args.artifact.c_str(), entry.c_str(), calls,
