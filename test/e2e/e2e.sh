@@ -17,6 +17,7 @@ bin="$1"; model="$2"; out="$3"; shape="$4"; synthc_flags="${5:---cpu=host}"
 name="$(basename "$model" .json)"
 seed="${SYNTH_E2E_SEED:-$(date +%s%N)}"
 echo "e2e: $name ($shape $synthc_flags), seed $seed (reproduce with SYNTH_E2E_SEED=$seed)"
+echo "CPU: $(grep -m1 '^model name' /proc/cpuinfo | sed 's/^[^:]*: *//') ($(nproc) cores)"  # host builds depend on it
 rm -rf "$out/$name.synth"
 mkdir -p "$out"
 # shellcheck disable=SC2086

@@ -5,6 +5,7 @@
 set -euo pipefail
 bin="$1"; model="$2"; out="$3"
 name="$(basename "$model" .json)"
+echo "CPU: $(grep -m1 '^model name' /proc/cpuinfo | sed 's/^[^:]*: *//') ($(nproc) cores)"  # host builds depend on it
 rm -rf "$out/$name.synth"; mkdir -p "$out"
 "$bin/synthc" "$model" --target=cpu --cpu=host --batch 1 -o "$out/$name.synth"
 with=$("$bin/synth-run" generate "$out/$name.synth" --prompt "abc" --max-tokens 10 2>"$out/with.err")

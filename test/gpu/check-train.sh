@@ -22,6 +22,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -n "$arch" ]] || { echo "check-train.sh: --arch is required" >&2; exit 2; }
 PY="${PYTHON:-/usr/bin/python3}"
+echo "CPU: $(grep -m1 '^model name' /proc/cpuinfo | sed 's/^[^:]*: *//') ($(nproc) cores)"  # host builds depend on it
 rm -rf "$work" && mkdir -p "$work/data"
 "$PY" - "$src/README.md" "$work/data" <<'PY'
 import sys

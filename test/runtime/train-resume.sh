@@ -11,6 +11,7 @@ RUN="$2"
 SRC="$3"
 WORK="$4"
 PY="${PYTHON:-/usr/bin/python3}"
+echo "CPU: $(grep -m1 '^model name' /proc/cpuinfo | sed 's/^[^:]*: *//') ($(nproc) cores)"  # host builds depend on it
 rm -rf "$WORK" && mkdir -p "$WORK"
 failures=0
 checks=0
