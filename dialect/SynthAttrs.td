@@ -78,25 +78,27 @@ def Synth_ScorePartAttr : Synth_Attr<"ScorePart", "score"> {
 //===----------------------------------------------------------------------===//
 
 def Synth_ScheduleAttr : Synth_Attr<"Schedule", "schedule"> {
-  let summary = "how one kernel is tiled, vectorized and parallelized";
+  let summary = "how one kernel is tiled, vectorized and parallelized, per target";
   let description = [{
-    A schedule is data attached to a `synth.kernel`: the tile size of every
-    loop of the kernel's iteration space (0 = not tiled), the vector width in
-    elements of the innermost loop, and which loops run in parallel. Back ends
-    read it; `synth-tune` searches over it.
+    A schedule is data attached to a `synth.kernel`: for each x86 target class
+    the kernel is compiled for (`avx512`, `avx2`, `sse41`), a dictionary of
+    named fields, each an integer or a string (one of the field's choices).
+    Which fields a kernel has, and their ranges, depend on the ops in the
+    kernel (passes/CpuSchedule.h, docs/schedules.md); `synth-assign-schedules`
+    attaches the defaults and checks them, back ends take every decision from
+    them, `synthc --schedule` and `synth-tune` rewrite them.
 
-    Example: `#synth.schedule<tile_sizes = [1, 1, 64], vector_width = 16,
-    parallel_dims = [0, 1]>`
+    Example: `#synth.schedule<{avx2 = {col_vectors = 2, matmul_at = "tile",
+    parallel = "outer", parallel_task = 1, reduction_unroll = 1,
+    row_block = 6, vector_width = 8}}>`
   }];
-  let parameters = (ins
-    ArrayRefParameter<"int64_t", "tile size per loop (0 = untiled)">:$tile_sizes,
-    "int64_t":$vector_width,
-    ArrayRefParameter<"int64_t", "loops run in parallel">:$parallel_dims
-  );
-  // `<tile_sizes = [..], vector_width = N, parallel_dims = [..]>`, keys in any
-  // order; omitted keys default to no tiling, width 1, no parallel loops.
-  let hasCustomAssemblyFormat = 1;
+  let parameters = (ins "::mlir::DictionaryAttr":$targets);
+  let assemblyFormat = "`<` $targets `>`";
   let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// The fields for target class `cls`, or null.
+    ::mlir::DictionaryAttr getTarget(::llvm::StringRef cls) const;
+  }];
 }
 
 #endif // SYNTH_ATTRS_TD

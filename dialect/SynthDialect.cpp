@@ -134,74 +134,34 @@ ScorePartAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 // ScheduleAttr
 //===----------------------------------------------------------------------===//
 
-Attribute ScheduleAttr::parse(AsmParser &parser, Type) {
-  SmallVector<int64_t> tileSizes, parallelDims;
-  int64_t vectorWidth = 1;
-  auto parseList = [&](SmallVectorImpl<int64_t> &list) {
-    return parser.parseCommaSeparatedList(AsmParser::Delimiter::Square, [&] {
-      return parser.parseInteger(list.emplace_back());
-    });
-  };
-  if (parser.parseLess()) {
-    return {};
-  }
-  if (failed(parser.parseOptionalGreater())) {
-    do {
-      StringRef key;
-      SMLoc keyLoc = parser.getCurrentLocation();
-      if (parser.parseKeyword(&key) || parser.parseEqual()) {
-        return {};
-      }
-      ParseResult parsed = failure();
-      if (key == "tile_sizes") {
-        parsed = parseList(tileSizes);
-      } else if (key == "parallel_dims") {
-        parsed = parseList(parallelDims);
-      } else if (key == "vector_width") {
-        parsed = parser.parseInteger(vectorWidth);
-      } else {
-        parser.emitError(keyLoc)
-            << "unknown schedule key '" << key
-            << "' (expected tile_sizes, vector_width or parallel_dims)";
-      }
-      if (failed(parsed)) {
-        return {};
-      }
-    } while (succeeded(parser.parseOptionalComma()));
-    if (parser.parseGreater()) {
-      return {};
-    }
-  }
-  return parser.getChecked<ScheduleAttr>(parser.getContext(), tileSizes,
-                                         vectorWidth, parallelDims);
-}
-
-void ScheduleAttr::print(AsmPrinter &printer) const {
-  printer << "<tile_sizes = [";
-  llvm::interleaveComma(getTileSizes(), printer);
-  printer << "], vector_width = " << getVectorWidth() << ", parallel_dims = [";
-  llvm::interleaveComma(getParallelDims(), printer);
-  printer << "]>";
+DictionaryAttr ScheduleAttr::getTarget(StringRef cls) const {
+  return getTargets().getAs<DictionaryAttr>(cls);
 }
 
 LogicalResult ScheduleAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                                   ArrayRef<int64_t> tileSizes,
-                                   int64_t vectorWidth,
-                                   ArrayRef<int64_t> parallelDims) {
-  for (auto [i, size] : llvm::enumerate(tileSizes)) {
-    if (size < 0) {
-      return emitError() << "tile size of loop " << i
-                         << " must be >= 0 (0 = untiled), got " << size;
+                                   DictionaryAttr targets) {
+  // Which fields a kernel has depends on its ops: synth-assign-schedules and
+  // the back ends check them (passes/CpuSchedule.h). Here, the shape only.
+  for (NamedAttribute target : targets) {
+    StringRef cls = target.getName().getValue();
+    if (cls != "avx512" && cls != "avx2" && cls != "sse41") {
+      return emitError() << "unknown schedule target '" << cls
+                         << "' (expected avx512, avx2 or sse41)";
     }
-  }
-  if (vectorWidth < 1 || !llvm::isPowerOf2_64(vectorWidth)) {
-    return emitError() << "vector_width must be a power of two >= 1, got "
-                       << vectorWidth;
-  }
-  for (int64_t dim : parallelDims) {
-    if (dim < 0 || dim >= static_cast<int64_t>(tileSizes.size())) {
-      return emitError() << "parallel dim " << dim << " is not a loop (have "
-                         << tileSizes.size() << " loops)";
+    auto fields = dyn_cast<DictionaryAttr>(target.getValue());
+    if (!fields) {
+      return emitError() << "schedule of target '" << cls
+                         << "' must be a dictionary of fields";
+    }
+    for (NamedAttribute field : fields) {
+      Attribute value = field.getValue();
+      auto integer = dyn_cast<IntegerAttr>(value);
+      if (!(integer && integer.getType().isSignlessInteger(64)) &&
+          !isa_and_nonnull<StringAttr>(value)) {
+        return emitError() << "schedule field '" << field.getName().getValue()
+                           << "' of target '" << cls
+                           << "' must be an i64 or a string";
+      }
     }
   }
   return success();

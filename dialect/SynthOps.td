@@ -673,14 +673,14 @@ def Synth_KernelOp : Synth_Op<"kernel", [
     `fuse-elementwise` and `form-kernels` group ops into kernels. The region is
     isolated from above: its block arguments are the kernel's inputs (one per
     operand, same types) and `synth.yield` returns its outputs. `schedule` says
-    how the back end tiles, vectorizes and parallelizes it; `form-kernels`
-    attaches a default to every kernel that has none.
+    how the back end tiles, vectorizes and parallelizes it, per target class;
+    `assign-schedules` completes and checks it.
 
     Example:
     ```mlir
     %y = synth.kernel "ffn_0" (%x, %w) {
-        schedule = #synth.schedule<tile_sizes = [1, 64, 64], vector_width = 16,
-                                   parallel_dims = [0, 1]>}
+        schedule = #synth.schedule<{avx2 = {row_block = 6, col_vectors = 2,
+                                            vector_width = 8}}>}
         : (tensor<2x16x64xf32>, tensor<64x256xf32>) -> tensor<2x16x256xf32> {
     ^bb0(%a: tensor<2x16x64xf32>, %b: tensor<64x256xf32>):
       %0 = synth.linear %a, %b : (tensor<2x16x64xf32>, tensor<64x256xf32>) -> tensor<2x16x256xf32>

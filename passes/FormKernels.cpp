@@ -1,14 +1,4 @@
-//===- FormKernels.cpp - every op in a kernel, every kernel scheduled -----===//
-//
-// Default schedules per anchor op. tile_sizes follow the anchor's loops:
-//   linear           [rows, out]            rows = all leading dims flattened
-//   fused_attention  [batch, heads, query tile, key tile]
-//   anything else    [rows, last dim]
-// vector_width 16 is one AVX-512 register of float32; back ends clamp it to
-// the target. Measured choices belong in schedule files (synth-tune), these
-// are starting points.
-//
-//===----------------------------------------------------------------------===//
+//===- FormKernels.cpp - every op in a kernel, every kernel named ---------===//
 
 #include "passes/Passes.h"
 
@@ -27,17 +17,6 @@ using namespace mlir;
 using namespace mlir::synth;
 
 namespace {
-
-ScheduleAttr defaultSchedule(Operation *anchor) {
-  MLIRContext *ctx = anchor->getContext();
-  if (isa<LinearOp>(anchor)) {
-    return ScheduleAttr::get(ctx, {8, 64}, 16, {0});
-  }
-  if (isa<FusedAttentionOp>(anchor)) {
-    return ScheduleAttr::get(ctx, {1, 1, 32, 64}, 16, {0, 1, 2});
-  }
-  return ScheduleAttr::get(ctx, {1, 0}, 16, {0});
-}
 
 /// "linear", "fused_attention", ...: the op name without the dialect prefix.
 std::string anchorName(Operation *op) {
@@ -81,9 +60,6 @@ struct FormKernelsPass
       kernel.setKernelName(
           (func.getSymName() + "_k" + Twine(index++) + "_" + anchorName(anchor))
               .str());
-      if (!kernel.getScheduleAttr()) {
-        kernel.setScheduleAttr(defaultSchedule(anchor));
-      }
     });
   }
 };

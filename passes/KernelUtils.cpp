@@ -95,4 +95,49 @@ int64_t tensorBytes(Type type) {
   return tensor.getNumElements() * std::max<int64_t>(1, bits / 8);
 }
 
+::synth::sched::KernelTraits kernelTraits(KernelOp kernel) {
+  ::synth::sched::KernelTraits traits;
+  for (Operation &op : kernel.getBody().front()) {
+    if (isa<YieldOp, ToIndexOp>(op)) {
+      continue;
+    }
+    traits.ops.push_back(op.getName().stripDialect().str());
+    if (auto attention = dyn_cast<FusedAttentionOp>(op)) {
+      auto values = cast<RankedTensorType>(attention.getValues().getType());
+      traits.keys = values.getDimSize(2);
+      traits.headDim = values.getDimSize(3);
+    }
+  }
+  return traits;
+}
+
+::synth::sched::Schedule scheduleFromAttr(DictionaryAttr fields) {
+  ::synth::sched::Schedule schedule;
+  for (NamedAttribute field : fields) {
+    std::string name = field.getName().str();
+    if (auto i = dyn_cast<IntegerAttr>(field.getValue())) {
+      schedule.fields[name] = i.getInt();
+    } else if (auto s = dyn_cast<StringAttr>(field.getValue())) {
+      schedule.fields[name] = s.str();
+    }
+  }
+  return schedule;
+}
+
+DictionaryAttr scheduleToAttr(MLIRContext *ctx,
+                              const ::synth::sched::Schedule &schedule) {
+  Builder b(ctx);
+  SmallVector<NamedAttribute> fields;
+  for (const auto &[name, value] : schedule.fields) {
+    Attribute attr;
+    if (const int64_t *i = std::get_if<int64_t>(&value)) {
+      attr = b.getI64IntegerAttr(*i);
+    } else {
+      attr = b.getStringAttr(std::get<std::string>(value));
+    }
+    fields.push_back(b.getNamedAttr(name, attr));
+  }
+  return b.getDictionaryAttr(fields);
+}
+
 } // namespace mlir::synth

@@ -4,6 +4,7 @@
 #define SYNTHC_PASSES_KERNELUTILS_H
 
 #include "dialect/SynthOps.h"
+#include "passes/CpuSchedule.h"
 
 namespace mlir::synth {
 
@@ -12,6 +13,14 @@ namespace mlir::synth {
 /// inputs, values used outside become kernel results. The kernel has no
 /// schedule yet.
 KernelOp outlineIntoKernel(ArrayRef<Operation *> ops, StringRef name);
+
+/// What the kernel's schedule depends on: its ops and attention shapes.
+::synth::sched::KernelTraits kernelTraits(KernelOp kernel);
+
+/// A target's schedule fields <-> a dictionary attribute (i64 and strings).
+::synth::sched::Schedule scheduleFromAttr(DictionaryAttr fields);
+DictionaryAttr scheduleToAttr(MLIRContext *ctx,
+                              const ::synth::sched::Schedule &schedule);
 
 /// Bytes of a tensor value in a buffer (i1 stored as one byte).
 int64_t tensorBytes(Type type);

@@ -41,9 +41,11 @@ void buildTrainingPipeline(OpPassManager &pm,
 
 /// The CPU compilation pipeline on synth IR: canonicalize, fuse attention,
 /// differentiate and append the optimizer when asked, fuse elementwise
-/// epilogues, form kernels, plan memory.
+/// epilogues, form kernels, assign schedules for `scheduleTargets` (target
+/// classes; empty: avx512, avx2 and sse41), plan memory.
 void buildCpuKernelPipeline(OpPassManager &pm,
-                            const TrainingPipelineOptions &training = {});
+                            const TrainingPipelineOptions &training = {},
+                            ArrayRef<std::string> scheduleTargets = {});
 
 /// Registers every pass and the named pipelines with the global registry
 /// (for synth-opt).

@@ -47,15 +47,33 @@ def FuseElementwise : Pass<"synth-fuse-elementwise", "::mlir::func::FuncOp"> {
 }
 
 def FormKernels : Pass<"synth-form-kernels", "::mlir::func::FuncOp"> {
-  let summary = "Wrap every remaining op in a kernel and attach default schedules";
+  let summary = "Wrap every remaining op in a kernel and name the kernels";
   let description = [{
     After this pass a function body is a sequence of `synth.kernel` ops and its
     return: every synth op not yet in a kernel gets a kernel of its own. Each
     kernel is named `<function>_k<index>_<anchor>` (the anchor is the kernel's
-    main op) and gets the default `#synth.schedule` of its anchor when it has
-    none: tile sizes per loop of the anchor's iteration space, the vector
-    width (16 float32 lanes: one AVX-512 register) and the parallel loops.
+    main op). Schedules come from `synth-assign-schedules`.
   }];
+  let dependentDialects = ["::mlir::synth::SynthDialect"];
+}
+
+def AssignSchedules : Pass<"synth-assign-schedules", "::mlir::func::FuncOp"> {
+  let summary = "Attach every kernel's CPU schedule, per target class, and check it";
+  let description = [{
+    For each target class in `targets` (`avx512`, `avx2`, `sse41`: one kernel
+    variant each in a portable build), gives every `synth.kernel` the fields
+    of its `#synth.schedule` that it does not set yet, from a heuristic that
+    knows the class's vector lanes and register count (passes/CpuSchedule.h:
+    the register block of a matmul fits 32 registers on AVX-512 and 16 on
+    AVX2 and SSE4.1), then checks every field: known for the kernel's ops,
+    in range, a vector width the target has, a parallel loop the kernel has,
+    lanes that divide the tile they reduce. Fields already set (a schedule
+    file, synth-tune) are kept. Errors name the kernel, target and field.
+  }];
+  let options = [
+    ListOption<"targets", "targets", "std::string",
+               "target classes to schedule for (avx512, avx2, sse41)">,
+  ];
   let dependentDialects = ["::mlir::synth::SynthDialect"];
 }
 

@@ -34,14 +34,24 @@ void buildTrainingPipeline(OpPassManager &pm,
 }
 
 void buildCpuKernelPipeline(OpPassManager &pm,
-                            const TrainingPipelineOptions &training) {
+                            const TrainingPipelineOptions &training,
+                            ArrayRef<std::string> scheduleTargets) {
   // 1-3. Fused attention, and the training functions when asked.
   buildTrainingPipeline(pm, training);
   // 4. Bias, activation, residual and head layout join their producers.
   pm.addNestedPass<func::FuncOp>(createFuseElementwise());
-  // 5. Everything else becomes a kernel of its own; defaults schedules.
+  // 5. Everything else becomes a kernel of its own.
   pm.addNestedPass<func::FuncOp>(createFormKernels());
-  // 6. Temporaries share an arena by liveness.
+  // 6. Every kernel's schedule for each target class of the build: defaults
+  //    for the fields not set yet, all of them checked.
+  AssignSchedulesOptions schedules;
+  if (scheduleTargets.empty()) {
+    schedules.targets = {"avx512", "avx2", "sse41"};
+  } else {
+    schedules.targets.assign(scheduleTargets.begin(), scheduleTargets.end());
+  }
+  pm.addNestedPass<func::FuncOp>(createAssignSchedules(schedules));
+  // 7. Temporaries share an arena by liveness.
   pm.addNestedPass<func::FuncOp>(createPlanMemory());
 }
 

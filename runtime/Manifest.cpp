@@ -274,7 +274,7 @@ public:
     SYNTH_RETURN_IF_ERROR(checkKeys(root, "",
                                     {"format", "version", "model", "target",
                                      "files", "parameters", "entries"},
-                                    {"cuda"}));
+                                    {"cuda", "schedule"}));
     const json::Value &model = *root.find("model");
     if (!model.isObject()) {
       return errors_.fail(model, "model",
@@ -283,6 +283,15 @@ public:
                                        describe(model)));
     }
     manifest.model = model;
+    if (const json::Value *schedule = root.find("schedule")) {
+      if (!schedule->isObject()) {
+        return errors_.fail(*schedule, "schedule",
+                            absl::StrCat("expected the schedule the kernels "
+                                         "were built with (an object), got ",
+                                         describe(*schedule)));
+      }
+      manifest.schedule = *schedule;
+    }
     SYNTH_RETURN_IF_ERROR(readTarget(*root.find("target"), manifest.target));
     // The "cuda" key belongs to cuda targets, and a cuda target needs it (it
     // holds every kernel's launch configuration).
@@ -1458,6 +1467,9 @@ std::string serializeManifest(const Manifest &manifest) {
   root.set("format", json::Value::string(manifest.format));
   root.set("version", json::Value::integer(manifest.version));
   root.set("model", manifest.model);
+  if (manifest.schedule.isObject()) {
+    root.set("schedule", manifest.schedule);
+  }
 
   json::Value target = json::Value::object();
   target.set("kind", json::Value::string(manifest.target.kind));

@@ -148,6 +148,9 @@ struct Manifest {
   /// is cuda; validateManifest accepts a cuda manifest without it (the
   /// compiler validates the common part before adding it).
   std::optional<CudaInfo> cuda;
+  /// The "schedule" key (cpu targets): the schedule file the kernels were
+  /// built with, verbatim (docs/schedules.md), or null when absent.
+  json::Value schedule;
 
   const FileInfo *findFile(const std::string &name) const;
   const ParameterInfo *findParameter(const std::string &name) const;

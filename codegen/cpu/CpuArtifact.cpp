@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "codegen/cpu/CpuArtifact.h"
+#include "codegen/cpu/ScheduleFile.h"
 
 #include "codegen/ExecutionPlan.h"
 
@@ -123,6 +124,7 @@ absl::Status writeCpuArtifact(ModuleOp module,
 
   rt::Manifest manifest;
   manifest.model = options.model;
+  manifest.schedule = exportSchedules(module);
   std::vector<std::string> targets =
       options.hostOnly ? std::vector<std::string>{hostTarget()}
                        : portableTargets();
@@ -197,6 +199,15 @@ absl::Status writeCpuArtifact(ModuleOp module,
     fs::remove_all(objDir, error);
   }
   return absl::OkStatus();
+}
+
+std::vector<std::string> scheduleClasses(bool hostOnly) {
+  std::vector<std::string> classes;
+  for (const std::string &target :
+       hostOnly ? std::vector<std::string>{hostTarget()} : portableTargets()) {
+    classes.push_back(sched::isaOfHalideTarget(target).name);
+  }
+  return classes;
 }
 
 absl::StatusOr<std::string> emitHalideStatements(ModuleOp module,

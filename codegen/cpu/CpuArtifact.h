@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 
 #include <string>
+#include <vector>
 
 namespace mlir {
 class ModuleOp;
@@ -40,6 +41,10 @@ struct CpuArtifactOptions {
 absl::Status writeCpuArtifact(mlir::ModuleOp module,
                               const std::vector<ParamInfo> &table,
                               uint64_t seed, const CpuArtifactOptions &options);
+
+/// The schedule target classes (passes/CpuSchedule.h) of a portable build
+/// (one per kernel variant) or of a build for this machine only.
+std::vector<std::string> scheduleClasses(bool hostOnly);
 
 /// Lowered Halide statements of every kernel of the module, one after the
 /// other, each preceded by "// kernel <name>".

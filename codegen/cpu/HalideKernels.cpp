@@ -42,11 +42,6 @@ using Halide::Var;
 /// differences never produces NaN.
 constexpr float kMaskedScore = -1e30f;
 
-/// Rows of a linear's register block (x 4 vectors of output columns): 6 x 4
-/// accumulators leave room for the weight row and the broadcast operand in
-/// the 32 AVX-512 registers.
-constexpr int64_t kRowTile = 6;
-
 Halide::Type halideType(ElementType type) {
   switch (type) {
   case ElementType::F32:
@@ -143,7 +138,10 @@ Expr geluDerivative(Expr x, bool tanhApproximation) {
 /// The Funcs of one kernel and what the schedule needs to know about them.
 class KernelBuilder {
 public:
-  explicit KernelBuilder(const KernelSpec &spec) : spec_(spec) {}
+  /// `schedule`: the kernel's schedule for the target being compiled (every
+  /// field of passes/CpuSchedule.h for the kernel's ops, already checked).
+  KernelBuilder(const KernelSpec &spec, const sched::Schedule &schedule)
+      : spec_(spec), sched_(schedule) {}
 
   /// Builds the algorithm and the schedule; returns the output Funcs.
   std::vector<Func> build() {
@@ -1383,10 +1381,12 @@ private:
     StatsFuncs &s = statsFuncs_;
     Var io("sio"), ii("sii");
     int width = vectorWidth(16);
-    s.out.compute_root()
-        .split(gi_, io, ii, 16, Halide::TailStrategy::GuardWithIf)
-        .parallel(gb_)
-        .parallel(gh_);
+    s.out.compute_root().split(gi_, io, ii, field("stats_query_tile"),
+                               Halide::TailStrategy::GuardWithIf);
+    if (parallelOn()) {
+      parallel(s.out, gb_);
+      parallel(s.out, gh_);
+    }
     // One tile of scores per tile of queries; the row max and sum read it.
     s.masked.compute_at(s.out, io).vectorize(gj_, width,
                                              Halide::TailStrategy::GuardWithIf);
@@ -1406,8 +1406,9 @@ private:
   }
 
   /// A per-tile Func of (key, query, ...): vectorized over keys; a
-  /// reduction (scores, dP) keeps a 16-key x 4-query block in registers
-  /// while its reduction runs innermost.
+  /// reduction (scores, dP) keeps a block of one vector of keys x
+  /// score_query_block queries in registers while its reduction runs
+  /// innermost.
   void scheduleTileFunc(Func f, Func at, Var level) {
     int width = vectorWidth(16);
     f.compute_at(at, level).vectorize(f.args()[0], width,
@@ -1427,7 +1428,8 @@ private:
       order.push_back(jo);
       f.update()
           .split(args[0], jo, ji, width, Halide::TailStrategy::GuardWithIf)
-          .split(args[1], io, ii, 4, Halide::TailStrategy::GuardWithIf)
+          .split(args[1], io, ii, field("score_query_block"),
+                 Halide::TailStrategy::GuardWithIf)
           .reorder(order)
           .vectorize(ji)
           .unroll(ii);
@@ -1443,12 +1445,12 @@ private:
         f.update().vectorize(f.args()[0], width,
                              Halide::TailStrategy::GuardWithIf);
       }
-      if (f.dimensions() > 1) {
+      if (f.dimensions() > 1 && parallelOn()) {
         // Every update here keeps all pure variables on its left-hand side,
         // so its outermost one is parallel too.
-        f.parallel(f.args().back());
+        parallel(f, f.args().back());
         if (f.has_update_definition()) {
-          f.update().parallel(f.args().back());
+          parallel(f.update(), f.args().back());
         }
       }
     }
@@ -1475,7 +1477,10 @@ private:
         if (perHead) {
           f.compute_at(g.f, args[2]);
         } else {
-          f.compute_root().parallel(f.args().back());
+          f.compute_root();
+          if (parallelOn()) {
+            parallel(f, f.args().back());
+          }
         }
         f.vectorize(f.args()[0], width, Halide::TailStrategy::GuardWithIf);
       }
@@ -1483,18 +1488,22 @@ private:
     switch (g.layout) {
     case GradLayout::QueryTiled:
     case GradLayout::KeyTiled: {
-      // Tiles of 16 output rows (queries for dQ, keys for dK and dV) with the
-      // tile's scores, dP and dS; inside, 4 rows x the head dimension
-      // accumulate in registers while the reduction (keys for dQ, queries
-      // for dK and dV) runs.
+      // Tiles of grad_tile output rows (queries for dQ, keys for dK and dV)
+      // with the tile's scores, dP and dS; inside, grad_row_block rows x the
+      // head dimension accumulate in registers while the reduction (keys for
+      // dQ, queries for dK and dV) runs.
       Var tio("gtio"), tii("gtii"), co("gco"), ci("gci");
       g.result.compute_root()
-          .split(g.tileVar, to, ti, 16, Halide::TailStrategy::GuardWithIf)
-          .split(ti, tio, tii, 4, Halide::TailStrategy::GuardWithIf)
+          .split(g.tileVar, to, ti, field("grad_tile"),
+                 Halide::TailStrategy::GuardWithIf)
+          .split(ti, tio, tii, field("grad_row_block"),
+                 Halide::TailStrategy::GuardWithIf)
           .reorder(args[0], tii, tio, to, args[2], args[3])
-          .vectorize(args[0], width, Halide::TailStrategy::GuardWithIf)
-          .parallel(args[3])
-          .parallel(args[2]);
+          .vectorize(args[0], width, Halide::TailStrategy::GuardWithIf);
+      if (parallelOn()) {
+        parallel(g.result, args[3]);
+        parallel(g.result, args[2]);
+      }
       g.f.compute_at(g.result, tio)
           .vectorize(args[0], width, Halide::TailStrategy::GuardWithIf);
       g.f.update()
@@ -1520,10 +1529,13 @@ private:
     }
     case GradLayout::BatchReduced: {
       Halide::Stage u = g.f.update();
-      u.split(g.tileVar, to, ti, 8, Halide::TailStrategy::GuardWithIf)
+      u.split(g.tileVar, to, ti, field("grad_batch_tile"),
+              Halide::TailStrategy::GuardWithIf)
           .reorder(args[0], ti, g.red.x, to, args[2])
-          .vectorize(args[0], width, Halide::TailStrategy::GuardWithIf)
-          .parallel(args[2]);
+          .vectorize(args[0], width, Halide::TailStrategy::GuardWithIf);
+      if (parallelOn()) {
+        parallel(u, args[2]);
+      }
       for (Func f : tileFuncs) {
         scheduleTileFunc(f, g.f, to);
       }
@@ -1537,9 +1549,11 @@ private:
       // keep register blocks like the tiled layouts.
       scheduleTransposes(false);
       for (Func f : tileFuncs) {
-        f.compute_root()
-            .vectorize(f.args()[0], width, Halide::TailStrategy::GuardWithIf)
-            .parallel(f.args().back());
+        f.compute_root().vectorize(f.args()[0], width,
+                                   Halide::TailStrategy::GuardWithIf);
+        if (parallelOn()) {
+          parallel(f, f.args().back());
+        }
         if (f.has_update_definition()) {
           std::vector<Var> fa = f.args();
           std::vector<Halide::RVar> rvars = f.rvars(0);
@@ -1551,23 +1565,28 @@ private:
           for (size_t d = 2; d < fa.size(); ++d) {
             order.push_back(fa[d]);
           }
-          f.update()
-              .split(fa[0], jo, ji, width, Halide::TailStrategy::GuardWithIf)
-              .split(fa[1], io, ii, 4, Halide::TailStrategy::GuardWithIf)
+          Halide::Stage u = f.update();
+          u.split(fa[0], jo, ji, width, Halide::TailStrategy::GuardWithIf)
+              .split(fa[1], io, ii, field("score_query_block"),
+                     Halide::TailStrategy::GuardWithIf)
               .reorder(order)
               .vectorize(ji)
-              .unroll(ii)
-              .parallel(fa.back());
+              .unroll(ii);
+          if (parallelOn()) {
+            parallel(u, fa.back());
+          }
         }
       }
-      g.dS.compute_root()
-          .vectorize(gj_, width, Halide::TailStrategy::GuardWithIf)
-          .parallel(gb_);
+      g.dS.compute_root().vectorize(gj_, width,
+                                    Halide::TailStrategy::GuardWithIf);
+      if (parallelOn()) {
+        parallel(g.dS, gb_);
+      }
       if (g.f.has_update_definition()) {
         Halide::Stage u = g.f.update();
         u.vectorize(args[0], width, Halide::TailStrategy::GuardWithIf);
-        if (args.size() > 1) {
-          u.parallel(args.back());
+        if (args.size() > 1 && parallelOn()) {
+          parallel(u, args.back());
         }
       }
       break;
@@ -1578,11 +1597,7 @@ private:
   void emitAttention(const OpSpec &op, Func &out, const std::vector<Var> &v) {
     const TensorFunc &values = value(op.values);
     int keys = static_cast<int>(values.shape[2]);
-    int tile = static_cast<int>(
-        std::min<int64_t>(keys, spec_.schedule.tileSizes.size() > 3 &&
-                                        spec_.schedule.tileSizes[3] > 0
-                                    ? spec_.schedule.tileSizes[3]
-                                    : 64));
+    int tile = static_cast<int>(std::min<int64_t>(keys, field("key_tile")));
     int numTiles = (keys + tile - 1) / tile;
     attentionKeyTile_ = tile;
 
@@ -1679,9 +1694,30 @@ private:
   // Schedule
   //===--------------------------------------------------------------------===//
 
+  /// An integer field of the schedule (checked against passes/CpuSchedule.h
+  /// before code generation; a missing one is a Halide-side error).
+  int field(const char *name) const {
+    return static_cast<int>(sched_.integer(name));
+  }
+  const std::string &choice(const char *name) const {
+    return sched_.choice(name);
+  }
+  bool parallelOn() const { return choice("parallel") != "none"; }
+
+  /// `loop` on the thread pool, parallel_task iterations per task.
+  template <typename Schedulable>
+  void parallel(Schedulable &&s, Halide::VarOrRVar loop) {
+    int task = field("parallel_task");
+    if (task > 1) {
+      s.parallel(loop, task, Halide::TailStrategy::GuardWithIf);
+    } else {
+      s.parallel(loop);
+    }
+  }
+
+  /// The schedule's vector width, halved while wider than `extent`.
   int vectorWidth(int64_t extent) const {
-    int width =
-        static_cast<int>(std::max<int64_t>(1, spec_.schedule.vectorWidth));
+    int width = std::max(1, field("vector_width"));
     while (width > 1 && width > extent) {
       width /= 2;
     }
@@ -1699,8 +1735,8 @@ private:
     if (width > 1) {
       f.vectorize(args[0], width, Halide::TailStrategy::GuardWithIf);
     }
-    if (shape.size() > 1) {
-      f.parallel(args.back());
+    if (shape.size() > 1 && parallelOn()) {
+      parallel(f, args.back());
     }
   }
 
@@ -1713,7 +1749,7 @@ private:
     MatmulFuncs *epilogueMatmul = nullptr;
     for (MatmulFuncs &mm : matmuls_) {
       if (outputs.size() == 1 && values_shape(mm.out) == anchorShape &&
-          anchorShape.size() >= 2) {
+          anchorShape.size() >= 2 && choice("matmul_at") == "tile") {
         epilogueMatmul = &mm;
       }
     }
@@ -1729,8 +1765,20 @@ private:
       int64_t outExtent = shape.back();
       int64_t rowExtent = shape.size() >= 2 ? shape[shape.size() - 2] : 1;
       int width = vectorWidth(outExtent);
-      int outTile = static_cast<int>(std::min<int64_t>(4 * width, outExtent));
-      int rowTile = static_cast<int>(std::min<int64_t>(kRowTile, rowExtent));
+      // The register block: row_block rows x col_vectors vectors.
+      int outTile = static_cast<int>(
+          std::min<int64_t>(field("col_vectors") * width, outExtent));
+      int rowTile =
+          static_cast<int>(std::min<int64_t>(field("row_block"), rowExtent));
+      int unrollK = field("reduction_unroll");
+      const std::string &par = choice("parallel");
+      // The reduction, unrolled by reduction_unroll inside the block.
+      Halide::RVar rxo(absl::StrCat(mm.mm.name(), "_rko")),
+          rxi(absl::StrCat(mm.mm.name(), "_rki"));
+      std::vector<Halide::VarOrRVar> reduction = {mm.r.x};
+      if (unrollK > 1) {
+        reduction = {rxi, rxo};
+      }
       if (&mm == epilogueMatmul) {
         std::vector<Var> outArgs = anchorOut.args();
         Var oo("oo"), oi("oi"), ro("ro"), ri("ri");
@@ -1738,17 +1786,27 @@ private:
             .tile(outArgs[0], outArgs[1], oo, ro, oi, ri, outTile, rowTile,
                   Halide::TailStrategy::GuardWithIf)
             .vectorize(oi, width, Halide::TailStrategy::GuardWithIf);
-        if (outArgs.size() > 2) {
-          anchorOut.parallel(outArgs.back());
-        } else {
-          anchorOut.parallel(ro);
+        if (par == "outer") {
+          parallel(anchorOut, outArgs.size() > 2 ? outArgs.back() : ro);
+        } else if (par == "row_blocks") {
+          parallel(anchorOut, ro);
+        } else if (par == "col_blocks") {
+          parallel(anchorOut, oo);
         }
         mm.mm.compute_at(anchorOut, oo);
         mm.mm.vectorize(args[0], width, Halide::TailStrategy::GuardWithIf);
-        mm.mm.update()
-            .reorder(args[0], args[1], mm.r.x)
+        Halide::Stage u = mm.mm.update();
+        if (unrollK > 1) {
+          u.split(mm.r.x, rxo, rxi, unrollK, Halide::TailStrategy::GuardWithIf);
+        }
+        std::vector<Halide::VarOrRVar> order = {args[0], args[1]};
+        order.insert(order.end(), reduction.begin(), reduction.end());
+        u.reorder(order)
             .vectorize(args[0], width, Halide::TailStrategy::GuardWithIf)
             .unroll(args[1]);
+        if (unrollK > 1) {
+          u.unroll(rxi);
+        }
         continue;
       }
       // Stored product (e.g. before a head split): tiled update in place.
@@ -1760,21 +1818,37 @@ private:
       }
       Var oo("moo"), oi("moi"), ro("mro"), ri("mri");
       mm.mm.vectorize(args[0], width, Halide::TailStrategy::GuardWithIf);
-      std::vector<Halide::VarOrRVar> order = {oi, ri, mm.r.x, oo, ro};
+      std::vector<Halide::VarOrRVar> order = {oi, ri};
+      order.insert(order.end(), reduction.begin(), reduction.end());
+      order.push_back(oo);
+      order.push_back(ro);
       for (size_t a = 2; a < args.size(); ++a) {
         order.push_back(args[a]);
       }
-      mm.mm.update()
-          .split(args[0], oo, oi, outTile, Halide::TailStrategy::GuardWithIf)
-          .split(args[1], ro, ri, rowTile, Halide::TailStrategy::GuardWithIf)
-          .reorder(order)
+      Halide::Stage u = mm.mm.update();
+      u.split(args[0], oo, oi, outTile, Halide::TailStrategy::GuardWithIf)
+          .split(args[1], ro, ri, rowTile, Halide::TailStrategy::GuardWithIf);
+      if (unrollK > 1) {
+        u.split(mm.r.x, rxo, rxi, unrollK, Halide::TailStrategy::GuardWithIf);
+      }
+      u.reorder(order)
           .vectorize(oi, width, Halide::TailStrategy::GuardWithIf)
-          .unroll(ri)
-          .parallel(args.size() > 2 ? Halide::VarOrRVar(args.back())
+          .unroll(ri);
+      if (unrollK > 1) {
+        u.unroll(rxi);
+      }
+      if (par == "outer") {
+        parallel(u, args.size() > 2 ? Halide::VarOrRVar(args.back())
                                     : Halide::VarOrRVar(ro));
+      } else if (par == "row_blocks") {
+        parallel(u, ro);
+      } else if (par == "col_blocks") {
+        parallel(u, oo);
+      }
     }
     for (auto &[stat, out] : rowStats_) {
-      if (out.name() == anchorOut.name() && anchorOut.dimensions() >= 2) {
+      if (out.name() == anchorOut.name() && anchorOut.dimensions() >= 2 &&
+          choice("row_stats_at") == "row") {
         stat.compute_at(anchorOut, anchorOut.args()[1]);
       } else {
         stat.compute_root();
@@ -1787,33 +1861,39 @@ private:
       f.compute_root().vectorize(f.args()[0], vectorWidth(16),
                                  Halide::TailStrategy::GuardWithIf);
     }
-    // Weight gradients: blocks of 64 output columns x 6 rows accumulate in
-    // registers while one chunk of the reduction's rows (the innermost
-    // leading dimension, e.g. one sequence) streams past; chunks outermost,
-    // so both operands' chunk strips stay in cache across blocks.
+    // Weight gradients: blocks of wgrad_col_vectors vectors of output
+    // columns x wgrad_row_block rows accumulate in registers while one chunk
+    // of the reduction's rows (the innermost leading dimension, e.g. one
+    // sequence) streams past; chunks outermost, so both operands' chunk
+    // strips stay in cache across blocks.
     for (auto &[f, r] : weightGrads_) {
       std::vector<Var> args = f.args();
       int width = vectorWidth(64);
       Var oo("wgoo"), oi("wgoi"), io("wgio"), ii("wgii");
-      f.update()
-          .split(args[0], oo, oi, 4 * width, Halide::TailStrategy::GuardWithIf)
-          .split(args[1], io, ii, static_cast<int>(kRowTile),
+      Halide::Stage u = f.update();
+      u.split(args[0], oo, oi, field("wgrad_col_vectors") * width,
+              Halide::TailStrategy::GuardWithIf)
+          .split(args[1], io, ii, field("wgrad_row_block"),
                  Halide::TailStrategy::GuardWithIf)
           .reorder(oi, ii, r.x, io, oo, r.y)
           .vectorize(oi, width, Halide::TailStrategy::GuardWithIf)
-          .unroll(ii)
-          .parallel(oo);
+          .unroll(ii);
+      if (parallelOn()) {
+        parallel(u, oo);
+      }
     }
     // Reductions into an output (scatter-adds, column sums): blocks of
     // columns in parallel, the reduction in order inside each block.
     for (auto &[f, r] : scatters_) {
       Var co("sco"), ci("sci");
       int width = vectorWidth(16);
-      f.update()
-          .split(f.args()[0], co, ci, width, Halide::TailStrategy::GuardWithIf)
+      Halide::Stage u = f.update();
+      u.split(f.args()[0], co, ci, width, Halide::TailStrategy::GuardWithIf)
           .reorder(ci, r.x, co)
-          .vectorize(ci)
-          .parallel(co);
+          .vectorize(ci);
+      if (parallelOn()) {
+        parallel(u, co);
+      }
     }
     if (hasAttention_) {
       scheduleAttention(anchorOut);
@@ -1838,19 +1918,23 @@ private:
 
   void scheduleAttention(Func anchorOut) {
     AttentionFuncs &a = attention_;
-    int64_t queryTile =
-        spec_.schedule.tileSizes.size() > 2 && spec_.schedule.tileSizes[2] > 0
-            ? spec_.schedule.tileSizes[2]
-            : 32;
     // The attention result is computed per (batch, head, query tile) inside
     // the output (which may re-lay it out, e.g. merge heads).
     Var io("io"), ii("ii");
     a.result.compute_root()
-        .split(a.i, io, ii, static_cast<int>(queryTile),
+        .split(a.i, io, ii, field("query_tile"),
                Halide::TailStrategy::GuardWithIf)
-        .reorder(a.e, ii, io, a.h, a.b)
-        .parallel(a.h)
-        .parallel(a.b);
+        .reorder(a.e, ii, io, a.h, a.b);
+    const std::string &par = choice("parallel");
+    if (par == "batch_heads" || par == "heads") {
+      parallel(a.result, a.h);
+    }
+    if (par == "batch_heads" || par == "batch") {
+      parallel(a.result, a.b);
+    }
+    if (par == "query_tiles") {
+      parallel(a.result, io);
+    }
     a.state.compute_at(a.result, io);
     // Key tiles outside the queries of the tile: every tile Func is computed
     // once per key tile for the whole query tile.
@@ -1862,7 +1946,8 @@ private:
     }
     // Row reductions over the key tile: partial results per vector lane, then
     // one horizontal step (instead of a scalar loop over every key).
-    int lanes = vectorWidth(attentionKeyTile_);
+    // (The schedule's check makes reduce_lanes divide the key tile.)
+    int lanes = field("reduce_lanes");
     if (lanes > 1 && attentionKeyTile_ % lanes == 0 &&
         attentionKeyTile_ > lanes) {
       int index = 0;
@@ -1878,17 +1963,25 @@ private:
     }
     a.tileValues.compute_at(a.state, a.kt);
     a.tileValues.vectorize(a.e, width, Halide::TailStrategy::GuardWithIf);
-    // P V for the tile: blocks of 4 queries x the head dimension stay in
-    // registers while the keys stream past (the key loop outside them).
+    // P V for the tile: blocks of pv_query_block queries x the head
+    // dimension stay in registers while the keys stream past (the key loop
+    // outside them).
     Var qo("qo"), qi("qi");
     a.tileValues.update()
-        .split(a.i, qo, qi, 4, Halide::TailStrategy::GuardWithIf)
+        .split(a.i, qo, qi, field("pv_query_block"),
+               Halide::TailStrategy::GuardWithIf)
         .reorder(a.e, qi, a.rk.x, qo)
         .vectorize(a.e, width, Halide::TailStrategy::GuardWithIf)
         .unroll(qi);
     int keyWidth = vectorWidth(attentionKeyTile_);
     a.tileScores.vectorize(a.jj, keyWidth, Halide::TailStrategy::GuardWithIf);
     a.prob.vectorize(a.jj, keyWidth, Halide::TailStrategy::GuardWithIf);
+    if (choice("score_layout") == "queries_inner") {
+      // Stored query-major: the P V product reads the tile along queries.
+      for (Func f : {a.tileScores, a.prob}) {
+        f.reorder_storage(a.i, a.jj, a.t, a.h, a.b);
+      }
+    }
     // Per-part score Funcs are evaluated for one key tile at a time; the
     // per-query MLPs (dense, factorized dense) once per query tile.
     for (auto &[f, r] : tileFuncs_) {
@@ -1905,7 +1998,7 @@ private:
           .vectorize(f.args()[0], keyWidth, Halide::TailStrategy::GuardWithIf);
     }
     for (auto &[f, r] : queryFuncs_) {
-      int qWidth = vectorWidth(64);
+      int qWidth = vectorWidth(64); // per-query MLP: along its hidden units
       f.compute_at(a.result, io)
           .vectorize(f.args()[0], qWidth, Halide::TailStrategy::GuardWithIf);
       f.update().reorder(f.args()[0], f.args()[1], r.x);
@@ -1936,6 +2029,7 @@ private:
   };
 
   const KernelSpec &spec_;
+  const sched::Schedule &sched_;
   std::vector<Halide::ImageParam> params_;
   std::map<int, TensorFunc> values_;
   std::vector<MatmulFuncs> matmuls_;
@@ -1985,8 +2079,24 @@ template <typename Fn> absl::Status guarded(const KernelSpec &kernel, Fn body) {
   } catch (const Halide::Error &error) {
     return absl::InternalError(absl::StrCat("Halide failed on kernel ",
                                             kernel.name, ": ", error.what()));
+  } catch (const std::out_of_range &error) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("kernel ", kernel.name, ": ", error.what()));
   }
   return absl::OkStatus();
+}
+
+/// The kernel's schedule for a Halide target string (by its class).
+const sched::Schedule &scheduleFor(const KernelSpec &kernel,
+                                   const std::string &target) {
+  const sched::Isa &isa = sched::isaOfHalideTarget(target);
+  auto it = kernel.schedules.find(isa.name);
+  if (it == kernel.schedules.end()) {
+    throw std::out_of_range(
+        absl::StrCat("no schedule for target class ", isa.name, " (target ",
+                     target, "); run synth-assign-schedules with it"));
+  }
+  return it->second;
 }
 
 Halide::Target parseTarget(const std::string &text) {
@@ -2021,16 +2131,17 @@ compileKernel(const KernelSpec &kernel, const std::vector<std::string> &targets,
               const std::string &prefix) {
   std::vector<std::string> objects;
   absl::Status status = guarded(kernel, [&] {
-    KernelBuilder builder(kernel);
-    std::vector<Func> outputs = builder.build();
-    Halide::Pipeline pipeline(outputs);
-    builder.constrainOutputs(pipeline);
     std::vector<Halide::Target> halideTargets;
     for (const std::string &t : targets) {
+      scheduleFor(kernel, t); // every target's schedule exists, before Halide
       halideTargets.push_back(
           parseTarget(t).with_feature(Halide::Target::NoRuntime));
     }
     if (halideTargets.size() == 1) {
+      KernelBuilder builder(kernel, scheduleFor(kernel, targets[0]));
+      std::vector<Func> outputs = builder.build();
+      Halide::Pipeline pipeline(outputs);
+      builder.constrainOutputs(pipeline);
       std::string object = prefix + ".o";
       pipeline.compile_to_object(object, builder.arguments(), kernel.name,
                                  halideTargets[0]);
@@ -2042,13 +2153,19 @@ compileKernel(const KernelSpec &kernel, const std::vector<std::string> &targets,
       suffixes.push_back(absl::StrCat("v", i));
     }
     // The free function (rather than Pipeline::compile_to_multitarget_*) lets
-    // the dispatcher carry the kernel's name instead of its output Func's.
-    std::vector<Halide::Argument> args = builder.arguments();
+    // the dispatcher carry the kernel's name instead of its output Func's,
+    // and each target build its own pipeline from its own schedule.
     Halide::compile_multitarget(
         kernel.name, {{Halide::OutputFileType::object, prefix + ".o"}},
         halideTargets, suffixes,
         [&](const std::string &name, const Halide::Target &target) {
-          return pipeline.compile_to_module(args, name, target);
+          std::string text =
+              target.without_feature(Halide::Target::NoRuntime).to_string();
+          KernelBuilder builder(kernel, scheduleFor(kernel, text));
+          std::vector<Func> outputs = builder.build();
+          Halide::Pipeline pipeline(outputs);
+          builder.constrainOutputs(pipeline);
+          return pipeline.compile_to_module(builder.arguments(), name, target);
         });
     for (const std::string &suffix : suffixes) {
       // Halide names each variant "<prefix>-<suffix>.o".
@@ -2078,7 +2195,7 @@ absl::StatusOr<std::string> loweredStatement(const KernelSpec &kernel,
                                              const std::string &target) {
   std::string text;
   absl::Status status = guarded(kernel, [&] {
-    KernelBuilder builder(kernel);
+    KernelBuilder builder(kernel, scheduleFor(kernel, target));
     std::vector<Func> outputs = builder.build();
     Halide::Pipeline pipeline(outputs);
     builder.constrainOutputs(pipeline);

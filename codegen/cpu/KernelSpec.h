@@ -10,7 +10,10 @@
 #ifndef SYNTHC_CODEGEN_CPU_KERNELSPEC_H
 #define SYNTHC_CODEGEN_CPU_KERNELSPEC_H
 
+#include "passes/CpuSchedule.h"
+
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -115,12 +118,6 @@ struct OpSpec {
   int64_t warmupSteps = 0;               // LearningRate
 };
 
-struct ScheduleSpec {
-  std::vector<int64_t> tileSizes;
-  int64_t vectorWidth = 16;
-  std::vector<int64_t> parallelDims;
-};
-
 struct KernelSpec {
   std::string name;
   /// Every tensor of the kernel by value id: ids [0, numInputs) are the
@@ -130,7 +127,10 @@ struct KernelSpec {
   std::vector<OpSpec> ops;
   /// Value ids of the kernel's outputs, in result order.
   std::vector<int> outputs;
-  ScheduleSpec schedule;
+  /// The schedule per target class ("avx512", "avx2", "sse41"), each with
+  /// every field of passes/CpuSchedule.h for the kernel's ops (checked).
+  std::map<std::string, synth::sched::Schedule> schedules;
+  synth::sched::KernelTraits traits;
   /// The anchor op's name ("linear", "fused_attention", ...), for messages.
   std::string anchor;
 };

@@ -1,6 +1,7 @@
 //===- KernelSpecFromIR.cpp - synth.kernel -> KernelSpec ------------------===//
 
 #include "codegen/cpu/KernelSpecFromIR.h"
+#include "passes/KernelUtils.h"
 
 #include "dialect/SynthOps.h"
 
@@ -175,12 +176,24 @@ absl::StatusOr<KernelSpec> describeKernel(mlir::synth::KernelOp kernel) {
     }
   }
   spec.numInputs = static_cast<int>(body.getNumArguments());
+  // Every target class's schedule, checked against the kernel's fields.
+  spec.traits = mlir::synth::kernelTraits(kernel);
   if (mlir::synth::ScheduleAttr schedule = kernel.getScheduleAttr()) {
-    spec.schedule.tileSizes.assign(schedule.getTileSizes().begin(),
-                                   schedule.getTileSizes().end());
-    spec.schedule.vectorWidth = schedule.getVectorWidth();
-    spec.schedule.parallelDims.assign(schedule.getParallelDims().begin(),
-                                      schedule.getParallelDims().end());
+    for (mlir::NamedAttribute target : schedule.getTargets()) {
+      std::string cls = target.getName().str();
+      const ::synth::sched::Isa *isa = ::synth::sched::findIsa(cls);
+      auto fields = dyn_cast<mlir::DictionaryAttr>(target.getValue());
+      if (!isa || !fields) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "kernel '", spec.name, "': bad schedule target '", cls, "'"));
+      }
+      ::synth::sched::Schedule s = mlir::synth::scheduleFromAttr(fields);
+      if (auto error = ::synth::sched::validate(s, spec.traits, *isa)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "kernel '", spec.name, "', schedule for ", cls, ": ", *error));
+      }
+      spec.schedules[cls] = std::move(s);
+    }
   }
   for (Operation &op : body) {
     if (!isa<mlir::synth::ToIndexOp>(op)) {

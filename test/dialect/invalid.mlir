@@ -36,23 +36,18 @@ func.func private @f() attributes {s = #synth.score<factorized_random, rank = 8>
 
 // -----
 
-// expected-error@+1 {{tile size of loop 1 must be >= 0 (0 = untiled), got -4}}
-func.func private @f() attributes {s = #synth.schedule<tile_sizes = [1, -4], vector_width = 8, parallel_dims = [0]>}
+// expected-error@+1 {{unknown schedule target 'avx' (expected avx512, avx2 or sse41)}}
+func.func private @f() attributes {s = #synth.schedule<{avx = {vector_width = 8}}>}
 
 // -----
 
-// expected-error@+1 {{vector_width must be a power of two >= 1, got 12}}
-func.func private @f() attributes {s = #synth.schedule<tile_sizes = [1, 4], vector_width = 12, parallel_dims = [0]>}
+// expected-error@+1 {{schedule of target 'avx2' must be a dictionary of fields}}
+func.func private @f() attributes {s = #synth.schedule<{avx2 = 8}>}
 
 // -----
 
-// expected-error@+1 {{parallel dim 3 is not a loop (have 2 loops)}}
-func.func private @f() attributes {s = #synth.schedule<tile_sizes = [1, 4], vector_width = 8, parallel_dims = [3]>}
-
-// -----
-
-// expected-error@+1 {{unknown schedule key 'unroll' (expected tile_sizes, vector_width or parallel_dims)}}
-func.func private @f() attributes {s = #synth.schedule<tile_sizes = [1, 4], unroll = 2>}
+// expected-error@+1 {{schedule field 'key_tile' of target 'sse41' must be an i64 or a string}}
+func.func private @f() attributes {s = #synth.schedule<{sse41 = {key_tile = 2.0}}>}
 
 //===----------------------------------------------------------------------===//
 // Model ops
@@ -920,7 +915,7 @@ func.func @f(%p: tensor<64x64xf32>, %lr: tensor<f32>, %t: tensor<i64>) {
 
 func.func @f(%x: tensor<4xf32>) {
   // expected-error@+1 {{expected 1 region arguments (one per input), got 2}}
-  %0 = synth.kernel "k" (%x) {schedule = #synth.schedule<tile_sizes = [4], vector_width = 4, parallel_dims = [0]>}
+  %0 = synth.kernel "k" (%x) {schedule = #synth.schedule<{sse41 = {vector_width = 4}}>}
       : (tensor<4xf32>) -> tensor<4xf32> {
   ^bb0(%a: tensor<4xf32>, %b: tensor<4xf32>):
     synth.yield %a : tensor<4xf32>
@@ -932,7 +927,7 @@ func.func @f(%x: tensor<4xf32>) {
 
 func.func @f(%x: tensor<4xf32>) {
   // expected-error@+1 {{expected region argument #0 of type 'tensor<4xf32>', got 'tensor<4xf16>'}}
-  %0 = synth.kernel "k" (%x) {schedule = #synth.schedule<tile_sizes = [4], vector_width = 4, parallel_dims = [0]>}
+  %0 = synth.kernel "k" (%x) {schedule = #synth.schedule<{sse41 = {vector_width = 4}}>}
       : (tensor<4xf32>) -> tensor<4xf16> {
   ^bb0(%a: tensor<4xf16>):
     synth.yield %a : tensor<4xf16>
@@ -944,7 +939,7 @@ func.func @f(%x: tensor<4xf32>) {
 
 func.func @f(%x: tensor<4xf32>) {
   // expected-error@+1 {{expected synth.yield of the kernel's result types (tensor<8xf32>), got (tensor<4xf32>)}}
-  %0 = synth.kernel "k" (%x) {schedule = #synth.schedule<tile_sizes = [4], vector_width = 4, parallel_dims = [0]>}
+  %0 = synth.kernel "k" (%x) {schedule = #synth.schedule<{sse41 = {vector_width = 4}}>}
       : (tensor<4xf32>) -> tensor<8xf32> {
   ^bb0(%a: tensor<4xf32>):
     synth.yield %a : tensor<4xf32>
@@ -956,7 +951,7 @@ func.func @f(%x: tensor<4xf32>) {
 
 func.func @f(%x: tensor<4xf32>) {
   // expected-error@+1 {{expected a non-empty kernel name}}
-  %0 = synth.kernel "" (%x) {schedule = #synth.schedule<tile_sizes = [4], vector_width = 4, parallel_dims = [0]>}
+  %0 = synth.kernel "" (%x) {schedule = #synth.schedule<{sse41 = {vector_width = 4}}>}
       : (tensor<4xf32>) -> tensor<4xf32> {
   ^bb0(%a: tensor<4xf32>):
     synth.yield %a : tensor<4xf32>
@@ -971,7 +966,7 @@ func.func @f(%x: tensor<4xf32>) {
   %0 = "synth.kernel"(%x) ({
   ^bb0(%a: tensor<4xf32>):
     func.return
-  }) {kernel_name = "k", schedule = #synth.schedule<tile_sizes = [4]>} : (tensor<4xf32>) -> tensor<4xf32>
+  }) {kernel_name = "k", schedule = #synth.schedule<{sse41 = {vector_width = 4}}>} : (tensor<4xf32>) -> tensor<4xf32>
   return
 }
 

@@ -184,13 +184,13 @@ func.func @training(%p: tensor<64x64xbf16>, %g: tensor<64x64xbf16>, %m: tensor<6
 
 // CHECK-LABEL: func.func @kernel
 func.func @kernel(%x: tensor<2x16x64xf32>, %w: tensor<64x256xf32>) -> tensor<2x16x256xf32> {
-  // CHECK: synth.kernel "ffn_0"(%{{.*}}, %{{.*}}) {schedule = #synth.schedule<tile_sizes = [1, 64, 64], vector_width = 16, parallel_dims = [0, 1]>}
+  // CHECK: synth.kernel "ffn_0"(%{{.*}}, %{{.*}}) {schedule = #synth.schedule<{avx2 = {matmul_at = "tile", row_block = 6 : i64}}>}
   // CHECK-NEXT: ^bb0(%[[A:.*]]: tensor<2x16x64xf32>, %[[B:.*]]: tensor<64x256xf32>):
   // CHECK-NEXT: %[[L:.*]] = synth.linear %[[A]], %[[B]]
   // CHECK-NEXT: %[[R:.*]] = synth.relu %[[L]]
   // CHECK-NEXT: synth.yield %[[R]] : tensor<2x16x256xf32>
   %y = synth.kernel "ffn_0" (%x, %w) {
-      schedule = #synth.schedule<tile_sizes = [1, 64, 64], vector_width = 16, parallel_dims = [0, 1]>}
+      schedule = #synth.schedule<{avx2 = {row_block = 6, matmul_at = "tile"}}>}
       : (tensor<2x16x64xf32>, tensor<64x256xf32>) -> tensor<2x16x256xf32> {
   ^bb0(%a: tensor<2x16x64xf32>, %b: tensor<64x256xf32>):
     %0 = synth.linear %a, %b : (tensor<2x16x64xf32>, tensor<64x256xf32>) -> tensor<2x16x256xf32>

@@ -1,16 +1,16 @@
 // synth-form-kernels: every remaining op gets a kernel, every kernel a name
-// and a default schedule (existing schedules are kept). A value used twice by
-// a kernel is passed once.
+// (schedules come from synth-assign-schedules; existing ones are kept). A
+// value used twice by a kernel is passed once.
 // RUN: synth-opt %s --synth-fuse-elementwise --synth-form-kernels --split-input-file | FileCheck %s
 
 // CHECK-LABEL: func.func @forward
-// CHECK: synth.kernel "forward_k0_layer_norm"(%arg0, %arg1) {schedule = #synth.schedule<tile_sizes = [1, 0], vector_width = 16, parallel_dims = [0]>}
-// CHECK: synth.kernel "forward_k1_linear"({{.*}}) {schedule = #synth.schedule<tile_sizes = [8, 64], vector_width = 16, parallel_dims = [0]>}
+// CHECK: synth.kernel "forward_k0_layer_norm"(%arg0, %arg1) : (
+// CHECK: synth.kernel "forward_k1_linear"({{.*}}) : (
 // CHECK-NEXT: ^bb0
 // CHECK-NEXT: synth.linear
 // CHECK-NEXT: synth.gelu
-// CHECK: synth.kernel "forward_k2_fused_attention"({{.*}}) {schedule = #synth.schedule<tile_sizes = [1, 1, 32, 64], vector_width = 16, parallel_dims = [0, 1, 2]>}
-// CHECK: synth.kernel "forward_k3_relu"({{.*}}) {schedule = #synth.schedule<tile_sizes = [4], vector_width = 8, parallel_dims = []>}
+// CHECK: synth.kernel "forward_k2_fused_attention"({{.*}}) : (
+// CHECK: synth.kernel "forward_k3_relu"({{.*}}) {schedule = #synth.schedule<{avx2 = {vector_width = 4 : i64}}>}
 // CHECK-NOT: synth.kernel
 // CHECK: return
 func.func @forward(%x: tensor<2x8x16xf32>, %g: tensor<16xf32>, %w: tensor<16x16xf32>, %r: tensor<4x8x8xf32>, %v: tensor<2x4x8x4xf32>)
@@ -20,7 +20,7 @@ func.func @forward(%x: tensor<2x8x16xf32>, %g: tensor<16xf32>, %w: tensor<16x16x
   %a = synth.gelu %l : tensor<2x8x16xf32>
   %o = synth.fused_attention [#synth.score<random, max_len = 8 : i64>] (%r) values %v
       : (tensor<4x8x8xf32>, tensor<2x4x8x4xf32>) -> tensor<2x4x8x4xf32>
-  %k = synth.kernel "mine" (%o) {schedule = #synth.schedule<tile_sizes = [4], vector_width = 8, parallel_dims = []>}
+  %k = synth.kernel "mine" (%o) {schedule = #synth.schedule<{avx2 = {vector_width = 4}}>}
       : (tensor<2x4x8x4xf32>) -> tensor<2x4x8x4xf32> {
   ^bb0(%in: tensor<2x4x8x4xf32>):
     %z = synth.relu %in : tensor<2x4x8x4xf32>

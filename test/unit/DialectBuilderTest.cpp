@@ -197,14 +197,21 @@ TEST_F(SynthBuilderTest, AdamWAndKernel) {
       builder.getF32FloatAttr(0.1f), builder.getF32FloatAttr(0.0f));
   EXPECT_EQ(adamw.getBeta2().convertToFloat(), 0.95f);
 
-  auto schedule = ScheduleAttr::get(&context, {1, 8}, 16, {0});
+  auto schedule = ScheduleAttr::get(
+      &context,
+      builder.getDictionaryAttr(builder.getNamedAttr(
+          "avx512", builder.getDictionaryAttr(builder.getNamedAttr(
+                        "vector_width", builder.getI64IntegerAttr(16))))));
   auto kernel = KernelOp::create(builder, loc(), TypeRange{m.getType()},
                                  "relu_0", ValueRange{m}, schedule);
   Block *body =
       builder.createBlock(&kernel.getBody(), {}, {m.getType()}, {loc()});
   auto relu = ReluOp::create(builder, loc(), body->getArgument(0));
   YieldOp::create(builder, loc(), ValueRange{relu.getResult()});
-  EXPECT_EQ(kernel.getScheduleAttr().getVectorWidth(), 16);
+  EXPECT_EQ(cast<IntegerAttr>(kernel.getScheduleAttr().getTarget("avx512").get(
+                                  "vector_width"))
+                .getInt(),
+            16);
   expectRoundTrip();
 }
 

@@ -1,11 +1,11 @@
 //===- synthc.cpp - the synthc compiler driver ----------------------------===//
 //
-//   synthc MODEL.json --emit=synth|kernels|halide [--batch=B] [--seq-len=N]
-//   synthc MODEL.json --emit=gpu|nvvm|ptx [--gpu-arch=sm_80|sm_90a]
-//   synthc MODEL.json --target=cpu [--cpu=portable|host] -o model.synth
-//   synthc MODEL.json --target=cuda [--gpu-arch=sm_80|sm_90a] -o model.synth
-//   synthc MODEL.json --emit=weights -o FILE.safetensors
-//   synthc --stats MODEL.json [--seq-len=N]
+//   synthc MODEL.json --emit=synth|kernels|halide|schedule [--batch=B]
+//   [--seq-len=N] synthc MODEL.json --emit=gpu|nvvm|ptx
+//   [--gpu-arch=sm_80|sm_90a] synthc MODEL.json --target=cpu
+//   [--cpu=portable|host] [--schedule=FILE] -o model.synth synthc MODEL.json
+//   --target=cuda [--gpu-arch=sm_80|sm_90a] -o model.synth synthc MODEL.json
+//   --emit=weights -o FILE.safetensors synthc --stats MODEL.json [--seq-len=N]
 //
 // Reads and validates a model description, then prints its synth IR (as
 // built, or after the CPU kernel pipeline), the kernels' lowered Halide
@@ -16,6 +16,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "codegen/cpu/CpuArtifact.h"
+#include "codegen/cpu/ScheduleFile.h"
 #include "codegen/cuda/CudaArtifact.h"
 #include "frontend/ModelBuilder.h"
 #include "frontend/ModelConfig.h"
@@ -42,9 +43,9 @@
 namespace {
 
 constexpr const char *kUsage = R"(usage:
-  synthc MODEL.json [--emit=synth|kernels|halide] [--batch=B] [--seq-len=N] [--src-len=S] [--tgt-len=T] [-o FILE]
+  synthc MODEL.json [--emit=synth|kernels|halide|schedule] [--batch=B] [--seq-len=N] [--src-len=S] [--tgt-len=T] [-o FILE]
   synthc MODEL.json --emit=gpu|nvvm|ptx [--gpu-arch=sm_80|sm_90a] [--batch=B] [--seq-len=N] [-o FILE]
-  synthc MODEL.json --target=cpu [--cpu=portable|host] [--batch=B] [--seq-len=N] -o model.synth
+  synthc MODEL.json --target=cpu [--cpu=portable|host] [--schedule=FILE] [--batch=B] [--seq-len=N] -o model.synth
   synthc MODEL.json --target=cuda [--gpu-arch=sm_80|sm_90a] [--ptx-only] [--batch=B] [--seq-len=N] -o model.synth
   synthc MODEL.json --emit=weights -o FILE.safetensors
   synthc --stats MODEL.json [--seq-len=N]
@@ -53,6 +54,8 @@ constexpr const char *kUsage = R"(usage:
                    after attention fusion, with `gradients` and `train_step`); the default
   --emit=kernels   print the IR after the CPU kernel pipeline (fusion, kernels, memory plan)
   --emit=halide    print every kernel's lowered Halide statement
+  --emit=schedule  write every kernel's CPU schedule (per target class) as a schedule file (docs/schedules.md)
+  --schedule=FILE  apply a schedule file (edited from --emit=schedule, or written by synth-tune) to the CPU kernels
   --emit=gpu       print the CUDA back end's kernels in the gpu dialect (one gpu.module per kernel)
   --emit=nvvm      print them lowered to the NVVM and LLVM dialects
   --emit=ptx       print every kernel's PTX
@@ -80,6 +83,7 @@ struct Options {
   std::string target;
   std::string gpuArch = "sm_90a";
   std::string gpuPrecision = "f32";
+  std::string scheduleFile;
   bool hostOnly = false;
   bool ptxOnly = false;
   bool stats = false;
@@ -141,13 +145,20 @@ int parseOptions(int argc, char **argv, Options &options) {
     }
     if (auto emit = value("--emit")) {
       if (*emit != "synth" && *emit != "weights" && *emit != "kernels" &&
-          *emit != "halide" && *emit != "gpu" && *emit != "nvvm" &&
-          *emit != "ptx") {
-        return usageError(
-            "unknown --emit=" + *emit +
-            " (expected synth, kernels, halide, gpu, nvvm, ptx or weights)");
+          *emit != "halide" && *emit != "schedule" && *emit != "gpu" &&
+          *emit != "nvvm" && *emit != "ptx") {
+        return usageError("unknown --emit=" + *emit +
+                          " (expected synth, kernels, halide, schedule, gpu, "
+                          "nvvm, ptx or weights)");
       }
       options.emit = *emit;
+      continue;
+    }
+    if (auto file = value("--schedule")) {
+      if (file->empty()) {
+        return usageError("--schedule needs a file name");
+      }
+      options.scheduleFile = *file;
       continue;
     }
     if (auto target = value("--target")) {
@@ -323,7 +334,13 @@ int main(int argc, char **argv) {
   bool cudaStage =
       options.emit == "gpu" || options.emit == "nvvm" || options.emit == "ptx";
   bool kernels = options.emit == "kernels" || options.emit == "halide" ||
-                 cudaStage || !options.target.empty();
+                 options.emit == "schedule" || cudaStage ||
+                 !options.target.empty();
+  if (!options.scheduleFile.empty() &&
+      (cudaStage || options.target == "cuda" || !kernels)) {
+    return usageError("--schedule applies to CPU kernels: use it with "
+                      "--target=cpu or --emit=kernels|halide|schedule");
+  }
   bool training = options.training.gradients || options.training.trainStep;
   if (!kernels && training) {
     // --emit=synth with --train/--gradients: the training functions as synth
@@ -336,9 +353,25 @@ int main(int argc, char **argv) {
   }
   if (kernels) {
     mlir::PassManager pm(&context);
-    mlir::synth::buildCpuKernelPipeline(pm, options.training);
+    mlir::synth::buildCpuKernelPipeline(
+        pm, options.training, synth::cpu::scheduleClasses(options.hostOnly));
     if (mlir::failed(pm.run(**module))) {
       return fail(options.model + ": the CPU kernel pipeline failed");
+    }
+    if (!options.scheduleFile.empty()) {
+      absl::StatusOr<std::string> text =
+          synth::readFileBytes(options.scheduleFile);
+      absl::StatusOr<synth::json::Value> file =
+          text.ok() ? synth::json::parse(*text, options.scheduleFile)
+                    : absl::StatusOr<synth::json::Value>(text.status());
+      if (!file.ok()) {
+        return fail(std::string(file.status().message()));
+      }
+      absl::Status applied =
+          synth::cpu::applySchedules(**module, *file, options.scheduleFile);
+      if (!applied.ok()) {
+        return fail(std::string(applied.message()));
+      }
     }
   }
   if (!options.target.empty()) {
@@ -375,7 +408,11 @@ int main(int argc, char **argv) {
     return 0;
   }
   std::string text;
-  if (options.emit == "halide") {
+  if (options.emit == "schedule") {
+    text = synth::json::serialize(synth::cpu::exportSchedules(**module),
+                                  /*pretty=*/true) +
+           "\n";
+  } else if (options.emit == "halide") {
     absl::StatusOr<std::string> statements =
         synth::cpu::emitHalideStatements(**module, options.hostOnly);
     if (!statements.ok()) {
