@@ -142,7 +142,8 @@ std::vector<FieldDef> fieldsOf(const KernelTraits &kernel) {
       integerField("parallel_task", 1, 1 << 20,
                    "iterations of the parallel loop per task"),
   };
-  if (hasOp(kernel, "linear")) {
+  // Matmuls: a linear, or the probabilities-times-values of attend_probs.
+  if (hasOp(kernel, "linear") || hasOp(kernel, "attend_probs")) {
     fields.push_back(integerField("row_block", 1, 16,
                                   "rows of the register block of a matmul"));
     fields.push_back(integerField(

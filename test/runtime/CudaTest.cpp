@@ -152,7 +152,7 @@ TEST(CudaManifest, InvalidEditsAreRejected) {
        "anchor)"},
       {R"("cuda": {)", R"("cuda_": {)",
        "m.json:3396:12: cuda_: unknown key \"cuda_\" (expected one of: format, "
-       "version, model, target, files, parameters, entries, cuda)"},
+       "version, model, target, files, parameters, entries, cuda, schedule)"},
       {R"("kind": "cuda")", R"("kind": "cpu")",
        "m.json:3396:11: cuda: only a cuda target has a \"cuda\" key; this one "
        "is \"cpu\""},

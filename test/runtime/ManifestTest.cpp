@@ -147,7 +147,7 @@ TEST(Manifest, EditsAreRejectedWithPositionAndPath) {
       {R"("format": "synthc-artifact",)",
        R"("format": "synthc-artifact", "extra": 1,)", R"("extra": 1)", 9,
        "extra: unknown key \"extra\" (expected one of: format, version, model, "
-       "target, files, parameters, entries, cuda)"},
+       "target, files, parameters, entries, cuda, schedule)"},
       {R"("arena_bytes": 1024,)", "", R"("forward": {)", 11,
        "entries.forward: missing key \"arena_bytes\""},
       {R"("kernels.so": {)", R"("../kernels.so": {)", R"({"sha256")", 0,
