@@ -80,6 +80,17 @@ int64_t kernelFlops(mlir::synth::KernelOp kernel) {
       flops += 2 * numel(result) * shapeOf(linear.getInput()).back();
     } else if (auto probs = dyn_cast<mlir::synth::AttendProbsOp>(op)) {
       flops += 2 * numel(result) * shapeOf(probs.getProbs())[2];
+    } else if (auto attend = dyn_cast<mlir::synth::AttendOp>(op)) {
+      // Unfused attention (synthc --no-fuse=attention), counted like the
+      // fused op: P V here, each score in its score op's kernel.
+      flops += 2 * numel(result) * shapeOf(attend.getValues())[2];
+    } else if (auto dot = dyn_cast<mlir::synth::DotScoresOp>(op)) {
+      flops += 2 * numel(result) * shapeOf(dot.getQ())[3];
+    } else if (isa<mlir::synth::DenseScoresOp,
+                   mlir::synth::FactorizedDenseScoresOp>(op)) {
+      flops += 2 * numel(result) * shapeOf(op.getOperand(1))[2];
+    } else if (auto fr = dyn_cast<mlir::synth::FactorizedRandomScoresOp>(op)) {
+      flops += 2 * numel(result) * shapeOf(fr.getR1())[2];
     } else if (auto attention = dyn_cast<mlir::synth::FusedAttentionOp>(op)) {
       ArrayRef<int64_t> v = shapeOf(attention.getValues());
       int64_t perScore = 0;

@@ -50,6 +50,17 @@ const Isa &isaOfHalideTarget(const std::string &target) {
   return isas()[2];
 }
 
+const std::vector<std::string> &autoschedulers() {
+  static const std::vector<std::string> all = {"adams2019", "li2018",
+                                               "mullapudi2016"};
+  return all;
+}
+
+bool isAutoscheduler(const std::string &name) {
+  const std::vector<std::string> &all = autoschedulers();
+  return std::find(all.begin(), all.end(), name) != all.end();
+}
+
 std::string toString(const FieldValue &value) {
   if (const int64_t *i = std::get_if<int64_t>(&value)) {
     return std::to_string(*i);
@@ -107,6 +118,9 @@ std::vector<std::string> parallelChoices(const std::string &kind) {
   if (kind == "fused_attention_grad" || kind == "attention_stats") {
     return {"batch_heads", "none"};
   }
+  if (kind == "attend") {
+    return {"batch_heads", "batch", "heads", "none"};
+  }
   if (kind == "linear_weight_grad") {
     return {"col_blocks", "none"};
   }
@@ -121,8 +135,9 @@ int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 } // namespace
 
 std::string kernelKind(const KernelTraits &kernel) {
-  for (const char *kind : {"fused_attention_grad", "attention_stats",
-                           "fused_attention", "linear_weight_grad", "linear"}) {
+  for (const char *kind :
+       {"fused_attention_grad", "attention_stats", "fused_attention", "attend",
+        "linear_weight_grad", "linear"}) {
     if (hasOp(kernel, kind)) {
       return kind;
     }
@@ -142,8 +157,16 @@ std::vector<FieldDef> fieldsOf(const KernelTraits &kernel) {
       integerField("parallel_task", 1, 1 << 20,
                    "iterations of the parallel loop per task"),
   };
-  // Matmuls: a linear, or the probabilities-times-values of attend_probs.
-  if (hasOp(kernel, "linear") || hasOp(kernel, "attend_probs")) {
+  // Matmuls: a linear, the probabilities-times-values of attend_probs and
+  // attend, the products of the unfused score ops. A factorized dense
+  // score's products (its hidden layer and two heads) are all stored before
+  // their outer product, so it has no matmul_at.
+  bool outputMatmul = hasOp(kernel, "linear") ||
+                      hasOp(kernel, "attend_probs") ||
+                      hasOp(kernel, "attend") || hasOp(kernel, "dot_scores") ||
+                      hasOp(kernel, "dense_scores") ||
+                      hasOp(kernel, "factorized_random_scores");
+  if (outputMatmul || hasOp(kernel, "factorized_dense_scores")) {
     fields.push_back(integerField("row_block", 1, 16,
                                   "rows of the register block of a matmul"));
     fields.push_back(integerField(
@@ -152,6 +175,8 @@ std::vector<FieldDef> fieldsOf(const KernelTraits &kernel) {
     fields.push_back(integerField(
         "reduction_unroll", 1, 16,
         "unroll factor of the reduction loop inside the register block"));
+  }
+  if (outputMatmul) {
     fields.push_back(choiceField(
         "matmul_at", {"tile", "root"},
         "the product computed per output tile of its epilogue (tile) or "
@@ -159,7 +184,8 @@ std::vector<FieldDef> fieldsOf(const KernelTraits &kernel) {
   }
   if (hasOp(kernel, "layer_norm") || hasOp(kernel, "layer_norm_grad") ||
       hasOp(kernel, "layer_norm_gamma_grad") ||
-      hasOp(kernel, "attention_probs") || hasOp(kernel, "cross_entropy_grad")) {
+      hasOp(kernel, "attention_probs") || hasOp(kernel, "cross_entropy_grad") ||
+      hasOp(kernel, "attend")) {
     fields.push_back(choiceField(
         "row_stats_at", {"row", "root"},
         "per-row statistics (mean and variance, max and sum) computed at "
@@ -353,6 +379,19 @@ validate(const Schedule &schedule, const KernelTraits &kernel, const Isa &isa) {
       return "field 'reduce_lanes': " + std::to_string(lanes) +
              " lanes do not divide the key tile of " + std::to_string(keyTile) +
              " and the row reductions have no tail handling";
+    }
+  }
+  if (schedule.fields.count("score_layout") &&
+      schedule.choice("score_layout") == "queries_inner" && kernel.keys > 0) {
+    int64_t keyTile = std::min(schedule.integer("key_tile"), kernel.keys);
+    if (kernel.keys % keyTile != 0) {
+      // Halide 14 computes wrong query-major tiles when the last key tile is
+      // partial (found by synth-tune; docs/schedules.md).
+      return "field 'score_layout': queries_inner needs a key tile that "
+             "divides the " +
+             std::to_string(kernel.keys) + " keys (key_tile " +
+             std::to_string(keyTile) +
+             " leaves a partial tile, which this layout does not handle)";
     }
   }
   return std::nullopt;

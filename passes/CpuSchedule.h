@@ -40,6 +40,12 @@ const Isa &isaOfHalideTarget(const std::string &target);
 using FieldValue = std::variant<int64_t, std::string>;
 std::string toString(const FieldValue &value);
 
+/// The Halide 14 autoschedulers a kernel can be built with instead of its
+/// explicit schedule (synthc --cpu-scheduler, a schedule file's "scheduler"):
+/// "adams2019", "li2018", "mullapudi2016".
+const std::vector<std::string> &autoschedulers();
+bool isAutoscheduler(const std::string &name);
+
 /// One schedule, for one kernel on one target class.
 class Schedule {
 public:
@@ -73,8 +79,9 @@ struct FieldDef {
 };
 
 /// The loop nest a kernel's schedule describes: the first op among
-/// fused_attention_grad, attention_stats, fused_attention,
-/// linear_weight_grad, linear, or "elementwise" for any other kernel.
+/// fused_attention_grad, attention_stats, fused_attention, attend (unfused
+/// attention's softmax and value product), linear_weight_grad, linear, or
+/// "elementwise" for any other kernel.
 std::string kernelKind(const KernelTraits &kernel);
 
 /// Every field of the kernel's schedule, in documentation order.

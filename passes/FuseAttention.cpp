@@ -60,8 +60,9 @@ FailureOr<ScorePart> scorePartOf(Operation *op) {
 }
 
 /// Replaces `attend` by a fused attention when its scores come from score
-/// ops; returns whether it did.
-bool fuse(AttendOp attend) {
+/// ops (`fuseScores`), or fixed random attention by attention_probs +
+/// attend_probs (`fixedRandom`); returns whether it did.
+bool fuse(AttendOp attend, bool fuseScores, bool fixedRandom) {
   Operation *producer = attend.getScores().getDefiningOp();
   if (!producer) {
     return false;
@@ -69,7 +70,7 @@ bool fuse(AttendOp attend) {
   // Fixed random attention with a fixed mask: its weights depend on R alone,
   // so they are computed once (attention_probs) and applied (attend_probs).
   if (auto random = dyn_cast<RandomScoresOp>(producer)) {
-    if (!random.getTrainable() && !attend.getKeyMask() &&
+    if (fixedRandom && !random.getTrainable() && !attend.getKeyMask() &&
         !attend.getQueryOffset()) {
       OpBuilder b(attend);
       auto probs = AttentionProbsOp::create(
@@ -81,6 +82,9 @@ bool fuse(AttendOp attend) {
       attend.erase();
       return true;
     }
+  }
+  if (!fuseScores) {
+    return false;
   }
   SmallVector<ScorePart> parts;
   Value logits;
@@ -124,11 +128,13 @@ bool fuse(AttendOp attend) {
 
 struct FuseAttentionPass
     : public mlir::synth::impl::FuseAttentionBase<FuseAttentionPass> {
+  using FuseAttentionBase::FuseAttentionBase;
+
   void runOnOperation() override {
     SmallVector<AttendOp> attends;
     getOperation().walk([&](AttendOp op) { attends.push_back(op); });
     for (AttendOp attend : attends) {
-      fuse(attend);
+      fuse(attend, fuseScores, fixedRandom);
     }
     // Score ops (and mixtures) whose only user was an attend are now dead.
     IRRewriter rewriter(&getContext());

@@ -89,6 +89,22 @@ KernelOp outlineIntoKernel(ArrayRef<Operation *> ops, StringRef name) {
   return kernel;
 }
 
+std::string cpuScheduler(KernelOp kernel) {
+  if (auto attr = kernel->getAttrOfType<StringAttr>("cpu_scheduler")) {
+    return attr.str();
+  }
+  return "";
+}
+
+void setCpuScheduler(KernelOp kernel, StringRef scheduler) {
+  if (scheduler.empty()) {
+    kernel->removeAttr("cpu_scheduler");
+  } else {
+    kernel->setAttr("cpu_scheduler",
+                    StringAttr::get(kernel.getContext(), scheduler));
+  }
+}
+
 int64_t tensorBytes(Type type) {
   auto tensor = cast<RankedTensorType>(type);
   int64_t bits = tensor.getElementTypeBitWidth();

@@ -22,6 +22,12 @@ KernelOp outlineIntoKernel(ArrayRef<Operation *> ops, StringRef name);
 DictionaryAttr scheduleToAttr(MLIRContext *ctx,
                               const ::synth::sched::Schedule &schedule);
 
+/// The kernel's CPU scheduler: "" (its explicit #synth.schedule) or a Halide
+/// autoscheduler (sched::autoschedulers()), held in the kernel's
+/// `cpu_scheduler` string attribute.
+std::string cpuScheduler(KernelOp kernel);
+void setCpuScheduler(KernelOp kernel, StringRef scheduler);
+
 /// Bytes of a tensor value in a buffer (i1 stored as one byte).
 int64_t tensorBytes(Type type);
 

@@ -10,6 +10,9 @@
 
 #include "mlir/Pass/Pass.h"
 
+#include <optional>
+#include <string>
+
 namespace mlir {
 class OpPassManager;
 namespace func {
@@ -34,18 +37,44 @@ struct TrainingPipelineOptions {
   OptimizerOptions optimizer;
 };
 
-/// Canonicalize and fuse attention, then differentiate (`gradients`) and
-/// append the optimizer (`train_step`) when asked: synth IR before kernels.
+/// Which fusions the kernel pipeline runs: all by default. Each is a switch
+/// of `synthc --no-fuse=NAME` and of `synth-cpu-kernels{no-fuse=NAME}`.
+struct FusionOptions {
+  /// "attention": score ops + attend -> fused_attention, and fixed random
+  /// attention -> attention_probs + attend_probs (synth-fuse-attention).
+  /// Off, every score op and attend is a kernel of its own; the backward
+  /// pass (synth-autodiff) differentiates only the fused ops.
+  bool attention = true;
+  /// "elementwise": bias, activation, residual and head layout ops join
+  /// their producers' kernels (synth-fuse-elementwise). Off, every op is a
+  /// kernel of its own.
+  bool elementwise = true;
+};
+
+/// The names of the fusion switches, in documentation order.
+ArrayRef<StringRef> fusionSwitchNames();
+
+/// Turns off the fusions named in the comma-separated `names`; returns what
+/// is wrong (an unknown or empty name, with the valid ones), or nullopt.
+std::optional<std::string> disableFusions(StringRef names,
+                                          FusionOptions &fusion);
+
+/// Canonicalize and fuse attention (unless `fusion` turns it off), then
+/// differentiate (`gradients`) and append the optimizer (`train_step`) when
+/// asked: synth IR before kernels.
 void buildTrainingPipeline(OpPassManager &pm,
-                           const TrainingPipelineOptions &training);
+                           const TrainingPipelineOptions &training,
+                           const FusionOptions &fusion = {});
 
 /// The CPU compilation pipeline on synth IR: canonicalize, fuse attention,
 /// differentiate and append the optimizer when asked, fuse elementwise
 /// epilogues, form kernels, assign schedules for `scheduleTargets` (target
-/// classes; empty: avx512, avx2 and sse41), plan memory.
+/// classes; empty: avx512, avx2 and sse41), plan memory. `fusion` skips
+/// fusions.
 void buildCpuKernelPipeline(OpPassManager &pm,
                             const TrainingPipelineOptions &training = {},
-                            ArrayRef<std::string> scheduleTargets = {});
+                            ArrayRef<std::string> scheduleTargets = {},
+                            const FusionOptions &fusion = {});
 
 /// Registers every pass and the named pipelines with the global registry
 /// (for synth-opt).

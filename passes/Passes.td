@@ -27,7 +27,20 @@ def FuseAttention : Pass<"synth-fuse-attention", "::mlir::func::FuncOp"> {
     Example: `%s = synth.random_scores %r` + `%o = synth.attend %s, %v {causal}`
     becomes `%o = synth.fused_attention [#synth.score<random, max_len = L>] (%r)
     values %v {causal}`.
+
+    Options (the fusion switch `attention` of `synthc --no-fuse` and of the
+    `synth-cpu-kernels` pipeline turns both off): `scores=false` leaves every
+    score op and attend as they are (the unfused baseline: scores, softmax and
+    the value product as kernels of their own); `fixed-random=false` treats
+    fixed random attention like any other score op.
   }];
+  let options = [
+    Option<"fuseScores", "scores", "bool", "true",
+           "rewrite score ops + attend into synth.fused_attention">,
+    Option<"fixedRandom", "fixed-random", "bool", "true",
+           "rewrite fixed random attention (no key mask, no query offset) "
+           "into attention_probs + attend_probs">,
+  ];
   let dependentDialects = ["::mlir::synth::SynthDialect"];
 }
 
@@ -41,7 +54,10 @@ def FuseElementwise : Pass<"synth-fuse-elementwise", "::mlir::func::FuncOp"> {
     its operands when that value has no other use. So a linear followed by its
     activation, an output projection followed by its residual add, and an
     attention followed by its head merge each become one kernel. Kernels are
-    created without a schedule; `synth-form-kernels` attaches one.
+    created without a schedule; `synth-form-kernels` attaches one. The fusion
+    switch `elementwise` (`synthc --no-fuse`, `synth-cpu-kernels{no-fuse}`)
+    leaves this pass out of the pipeline: every op becomes a kernel of its
+    own.
   }];
   let dependentDialects = ["::mlir::synth::SynthDialect"];
 }

@@ -15,6 +15,7 @@
 #include "codegen/cpu/KernelSpecFromIR.h"
 #include "dialect/SynthOps.h"
 #include "frontend/Parameters.h"
+#include "passes/KernelUtils.h"
 #include "runtime/FileUtil.h"
 #include "runtime/Manifest.h"
 #include "runtime/Safetensors.h"
@@ -124,7 +125,6 @@ absl::Status writeCpuArtifact(ModuleOp module,
 
   rt::Manifest manifest;
   manifest.model = options.model;
-  manifest.schedule = exportSchedules(module);
   std::vector<std::string> targets =
       options.hostOnly ? std::vector<std::string>{hostTarget()}
                        : portableTargets();
@@ -137,6 +137,7 @@ absl::Status writeCpuArtifact(ModuleOp module,
   }
 
   std::vector<KernelSpec> kernels;
+  std::vector<mlir::synth::KernelOp> kernelOps;
   for (func::FuncOp func : module.getOps<func::FuncOp>()) {
     absl::StatusOr<rt::EntryInfo> entry = codegen::planEntry(func);
     if (!entry.ok()) {
@@ -149,19 +150,34 @@ absl::Status writeCpuArtifact(ModuleOp module,
         return spec.status();
       }
       kernels.push_back(std::move(*spec));
+      kernelOps.push_back(kernel);
     }
   }
 
   // Compile every kernel, then the runtime, and link.
   std::vector<std::string> objects;
-  for (const KernelSpec &kernel : kernels) {
+  for (size_t i = 0; i < kernels.size(); ++i) {
+    const KernelSpec &kernel = kernels[i];
+    std::string fallback;
     absl::StatusOr<std::vector<std::string>> compiled = compileKernel(
-        kernel, targets, (fs::path(objDir) / kernel.name).string());
+        kernel, targets, (fs::path(objDir) / kernel.name).string(), &fallback);
     if (!compiled.ok()) {
       return compiled.status();
     }
+    if (!fallback.empty()) {
+      // The manifest records what the kernel was built with.
+      mlir::synth::setCpuScheduler(kernelOps[i], "");
+      if (options.notes) {
+        options.notes->push_back(
+            absl::StrCat("kernel ", kernel.name, ": the ", kernel.scheduler,
+                         " autoscheduler gave up on it (",
+                         fallback.substr(0, fallback.find('\n')),
+                         "); it keeps its explicit schedule"));
+      }
+    }
     objects.insert(objects.end(), compiled->begin(), compiled->end());
   }
+  manifest.schedule = exportSchedules(module);
   std::string runtimeObject = (fs::path(objDir) / "halide_runtime.o").string();
   if (absl::Status s = compileRuntime(targets, runtimeObject); !s.ok()) {
     return s;

@@ -33,6 +33,9 @@ struct CpuArtifactOptions {
   json::Value model;
   /// Keep the intermediate object files (for debugging) in output/obj.
   bool keepObjects = false;
+  /// When set, receives what the user should know about the build (kernels
+  /// an autoscheduler gave up on).
+  std::vector<std::string> *notes = nullptr;
 };
 
 /// Writes the artifact: the module's kernels, a plan per function, and the

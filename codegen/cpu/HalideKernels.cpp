@@ -19,13 +19,20 @@
 #include "Halide.h"
 #include "absl/strings/str_cat.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
+#include <set>
 #include <sstream>
+#include <stdexcept>
+#include <thread>
 
 namespace synth::cpu {
 
@@ -155,6 +162,7 @@ public:
       for (int d = 0; d < static_cast<int>(t.shape.size()); ++d) {
         int64_t extent = t.shape[t.shape.size() - 1 - d];
         param.dim(d).set_bounds(0, static_cast<int>(extent));
+        param.dim(d).set_estimate(0, static_cast<int>(extent));
         param.dim(d).set_stride(static_cast<int>(stride));
         stride *= extent;
       }
@@ -172,7 +180,11 @@ public:
     for (int id : spec_.outputs) {
       outputs.push_back(values_.at(id).func);
     }
-    schedule(outputs);
+    // An autoscheduled kernel gets its schedule from the whole pipeline
+    // (compileKernel); the explicit one is applied here.
+    if (spec_.scheduler.empty()) {
+      schedule(outputs);
+    }
     return outputs;
   }
 
@@ -187,12 +199,16 @@ public:
       const TensorSpec &t = spec_.values[spec_.outputs[i]];
       Halide::OutputImageParam buffer = outs[i].output_buffer();
       int64_t stride = 1;
+      Halide::Region estimates;
       for (int d = 0; d < static_cast<int>(t.shape.size()); ++d) {
         int64_t extent = t.shape[t.shape.size() - 1 - d];
         buffer.dim(d).set_bounds(0, static_cast<int>(extent));
         buffer.dim(d).set_stride(static_cast<int>(stride));
+        estimates.emplace_back(0, static_cast<int>(extent));
         stride *= extent;
       }
+      // The autoschedulers plan for these sizes (they are the only ones).
+      outs[i].set_estimates(estimates);
     }
   }
 
@@ -421,6 +437,19 @@ private:
       matmuls_.push_back({mm, f, j});
       break;
     }
+    case OpKind::DotScores:
+    case OpKind::DenseScores:
+    case OpKind::RandomScores:
+    case OpKind::FactorizedRandomScores:
+    case OpKind::FactorizedDenseScores:
+      emitScores(op, f, v);
+      break;
+    case OpKind::MixtureScores:
+      emitMixtureScores(op, f, v);
+      break;
+    case OpKind::Attend:
+      emitAttend(op, f, v);
+      break;
     case OpKind::FusedAttention:
       emitAttention(op, f, v);
       break;
@@ -728,6 +757,20 @@ private:
       return "attention_probs";
     case OpKind::AttendProbs:
       return "attend_probs";
+    case OpKind::DotScores:
+      return "dot_scores";
+    case OpKind::DenseScores:
+      return "dense_scores";
+    case OpKind::RandomScores:
+      return "random_scores";
+    case OpKind::FactorizedRandomScores:
+      return "factorized_random_scores";
+    case OpKind::FactorizedDenseScores:
+      return "factorized_dense_scores";
+    case OpKind::MixtureScores:
+      return "mixture_scores";
+    case OpKind::Attend:
+      return "attend";
     case OpKind::EmbeddingGrad:
       return "embedding_grad";
     case OpKind::LinearWeightGrad:
@@ -820,6 +863,233 @@ private:
     roots_.push_back(rowMax);
     roots_.push_back(rowLoss);
     roots_.push_back(rowValid);
+  }
+
+  /// Unfused attend: softmax(S + mask) V. The row statistics, the
+  /// exponentials and the normalized probabilities form a chain read only by
+  /// the product, so the schedule may place them with any of its tiles.
+  struct AttendFuncs {
+    Func result, pv, prob, exps, rowMax, rowSum;
+    RDom rj;
+    Var c, i, h, b;
+    int queries = 0, keys = 0, headDim = 0;
+  };
+
+  //===--------------------------------------------------------------------===//
+  // Unfused attention (synth-fuse-attention off): score ops, their mixture
+  // and attend, each a kernel of its own. The fused emitters above compute
+  // the same numbers tile by tile; here the N x M scores are stored.
+  //===--------------------------------------------------------------------===//
+
+  /// out = x . w over the last dimension of `x` (an Expr of (row index,
+  /// reduction index)) as a stored product of row-major `shape`, plus `bias`
+  /// (an Expr of the row-major index): the hidden layers and heads of the
+  /// dense synthesizers, scheduled like a linear's stored product.
+  Func storedProduct(
+      const std::string &name, std::vector<int64_t> shape, int reduction,
+      const std::function<Expr(const std::vector<Expr> &, Expr)> &product,
+      const std::function<Expr(const std::vector<Expr> &)> &bias, bool relu) {
+    std::vector<Var> v = makeVars(shape.size(), name);
+    std::vector<Expr> e = exprs(v);
+    RDom r(0, reduction, name + "_r");
+    Func mm(name + "_mm");
+    define(mm, v, 0.0f);
+    std::vector<Var> reversed(v.rbegin(), v.rend());
+    mm(reversed) += product(e, r);
+    Func out(name);
+    Expr y = at(TensorFunc{mm, shape}, e) + bias(e);
+    define(out, v, relu ? Halide::max(y, 0.0f) : y);
+    matmuls_.push_back({mm, out, r, shape, /*internal=*/true});
+    return out;
+  }
+
+  /// A score op on its own: dot (Q K^T scale), dense (an MLP per token),
+  /// random (a slice of R), factorized random (R1 R2^T) or factorized dense
+  /// (the outer product of two MLP heads). The products are matmuls of the
+  /// schedule's register blocks; their key-side operands are transposed
+  /// first so that the blocks load keys with unit stride.
+  void emitScores(const OpSpec &op, Func &f, const std::vector<Var> &v) {
+    const ScorePartSpec &part = op.parts.at(0);
+    const std::vector<int64_t> &shape = spec_.values[op.result].shape;
+    std::vector<Expr> e = exprs(v);
+    std::vector<Var> reversed(v.rbegin(), v.rend());
+    auto operand = [&](size_t k) -> const TensorFunc & {
+      return value(part.operands.at(k));
+    };
+    std::string tag = absl::StrCat(op.result);
+    switch (part.kind) {
+    case ScoreKind::Dot:
+    case ScoreKind::FactorizedRandom: {
+      // [B, H, N, M] = q k^T scale, or [H, N, N] = R1 R2^T.
+      bool dot = part.kind == ScoreKind::Dot;
+      const TensorFunc &left = operand(0), &right = operand(1);
+      Func rightT(absl::StrCat(dot ? "keys_t_" : "r2_t_", tag));
+      Var tj("tj"), tr("tr"), th("th"), tb("tb");
+      if (dot) {
+        rightT(tj, tr, th, tb) = at(right, {tb, th, tj, tr});
+      } else {
+        rightT(tj, tr, th) = at(right, {th, tj, tr});
+      }
+      weightCopies_.push_back(rightT);
+      RDom r(0, static_cast<int>(left.shape.back()),
+             absl::StrCat("k", op.result));
+      Func mm(absl::StrCat("matmul_", op.result));
+      define(mm, v, 0.0f);
+      if (dot) {
+        mm(reversed) +=
+            at(left, {e[0], e[1], e[2], r}) * rightT(e[3], r, e[1], e[0]);
+        define(f, v, at(TensorFunc{mm, shape}, e) * part.scale);
+      } else {
+        mm(reversed) += at(left, {e[0], e[1], r}) * rightT(e[2], r, e[0]);
+        define(f, v, at(TensorFunc{mm, shape}, e));
+      }
+      matmuls_.push_back({mm, f, r});
+      return;
+    }
+    case ScoreKind::Random:
+      define(f, v, at(operand(0), {e[0], e[1], e[2]}));
+      return;
+    case ScoreKind::Dense:
+    case ScoreKind::FactorizedDense:
+      break;
+    }
+    // h = relu(x W1 + b1) per head: [B, H, N, k].
+    const TensorFunc &x = operand(0), &w1 = operand(1), &b1 = operand(2);
+    int64_t batch = shape[0], heads = shape[1], queries = shape[2];
+    int64_t hidden = w1.dim(2);
+    Func hid = storedProduct(
+        absl::StrCat("hidden_", tag), {batch, heads, queries, hidden},
+        static_cast<int>(x.dim(2)),
+        [&](const std::vector<Expr> &i, Expr r) {
+          return at(x, {i[0], i[2], r}) * at(w1, {i[1], r, i[3]});
+        },
+        [&](const std::vector<Expr> &i) { return at(b1, {i[1], i[3]}); },
+        /*relu=*/true);
+    // A product with the hidden layer, and a per-head bias (pointers: the
+    // lambdas outlive these helpers' arguments).
+    auto head = [&hid](const TensorFunc &w) {
+      return [&hid, weight = &w](const std::vector<Expr> &i, Expr r) {
+        return at(TensorFunc{hid, {}}, {i[0], i[1], i[2], r}) *
+               at(*weight, {i[1], r, i[3]});
+      };
+    };
+    if (part.kind == ScoreKind::Dense) {
+      // S = h W2 + b2, the first N of its L columns.
+      const TensorFunc &w2 = operand(3), &b2 = operand(4);
+      RDom r(0, static_cast<int>(hidden), absl::StrCat("k", op.result));
+      Func mm(absl::StrCat("matmul_", op.result));
+      define(mm, v, 0.0f);
+      mm(reversed) += head(w2)(e, r);
+      define(f, v, at(TensorFunc{mm, shape}, e) + at(b2, {e[1], e[3]}));
+      matmuls_.push_back({mm, f, r});
+      return;
+    }
+    // S[i, p * b + q] = A[i, p] B[i, q], A = h WA + bA, B = h WB + bB.
+    const TensorFunc &wa = operand(3), &ba = operand(4), &wb = operand(5),
+                     &bb = operand(6);
+    int bWidth = static_cast<int>(wb.dim(2));
+    auto bias = [](const TensorFunc &t) {
+      return
+          [b = &t](const std::vector<Expr> &i) { return at(*b, {i[1], i[3]}); };
+    };
+    Func fa = storedProduct(absl::StrCat("fd_a_", tag),
+                            {batch, heads, queries, wa.dim(2)},
+                            static_cast<int>(hidden), head(wa), bias(ba),
+                            /*relu=*/false);
+    Func fb = storedProduct(absl::StrCat("fd_b_", tag),
+                            {batch, heads, queries, wb.dim(2)},
+                            static_cast<int>(hidden), head(wb), bias(bb),
+                            /*relu=*/false);
+    std::vector<Expr> ia = {e[0], e[1], e[2], e[3] / bWidth};
+    std::vector<Expr> ib = {e[0], e[1], e[2], e[3] % bWidth};
+    define(f, v, at(TensorFunc{fa, {}}, ia) * at(TensorFunc{fb, {}}, ib));
+  }
+
+  /// sum_m softmax(logits_h)_m S_m; parts without a batch dimension
+  /// broadcast over it.
+  void emitMixtureScores(const OpSpec &op, Func &f, const std::vector<Var> &v) {
+    std::vector<Expr> e = exprs(v);
+    const TensorFunc &logits = value(op.logits);
+    bool batched = e.size() == 4;
+    Expr h = batched ? e[1] : e[0];
+    RDom r(0, static_cast<int>(logits.dim(1)),
+           absl::StrCat("mix_r", op.result));
+    Var mh("mh"), mm("mm");
+    Func mx(absl::StrCat("mix_max_", op.result));
+    mx(mh) = Halide::maximum(at(logits, {mh, r}));
+    Func denom(absl::StrCat("mix_denom_", op.result));
+    denom(mh) = Halide::sum(Halide::exp(at(logits, {mh, r}) - mx(mh)));
+    Func alpha(absl::StrCat("mix_weights_", op.result));
+    alpha(mm, mh) = Halide::exp(at(logits, {mh, mm}) - mx(mh)) / denom(mh);
+    roots_.push_back(alpha);
+    Expr total;
+    for (size_t p = 0; p + 1 < op.operands.size(); ++p) {
+      const TensorFunc &part = value(op.operands[p]);
+      Expr s = part.rank() == 4 || !batched
+                   ? at(part, e)
+                   : at(part, std::vector<Expr>(e.begin() + 1, e.end()));
+      Expr term = alpha(static_cast<int>(p), h) * s;
+      total = total.defined() ? total + term : term;
+    }
+    define(f, v, total);
+  }
+
+  /// softmax_j(S[b, h, i, j] + mask) V[b, h, j, :]: the row max over the
+  /// visible keys, exponentials and their row sum, the probabilities (0 for
+  /// hidden keys and for every key of a row without visible keys), then
+  /// their product with the values.
+  void emitAttend(const OpSpec &op, Func &f, const std::vector<Var> &v) {
+    const TensorFunc &scores = value(op.operands[0]);
+    const TensorFunc &values = value(op.values);
+    AttendFuncs a;
+    a.keys = static_cast<int>(values.dim(2));
+    a.headDim = static_cast<int>(values.dim(3));
+    a.queries = static_cast<int>(spec_.values[op.result].shape[2]);
+    std::string tag = absl::StrCat("attend", op.result);
+    a.c = Var(tag + "_c");
+    a.i = Var(tag + "_i");
+    a.h = Var(tag + "_h");
+    a.b = Var(tag + "_b");
+    Var j(tag + "_j");
+    Var c = a.c, i = a.i, h = a.h, b = a.b;
+    a.rj = RDom(0, a.keys, tag + "_rj");
+    auto score = [&](Expr kj, Expr ki) {
+      return scores.rank() == 4 ? at(scores, {b, h, ki, kj})
+                                : at(scores, {h, ki, kj});
+    };
+    // Query i sits at absolute position query_offset + i.
+    Expr offset = op.position >= 0 ? at(value(op.position), {}) : Expr(0);
+    auto visible = [&](Expr kj) {
+      Expr ok = Halide::Internal::const_true();
+      if (op.causal) {
+        ok = kj <= i + offset;
+      }
+      if (op.keyMask >= 0) {
+        ok = ok && at(value(op.keyMask), {b, kj}) != 0;
+      }
+      return ok;
+    };
+    a.rowMax = Func(tag + "_max");
+    a.rowMax(i, h, b) = kMaskedScore;
+    a.rowMax(i, h, b) = Halide::max(
+        a.rowMax(i, h, b),
+        Halide::select(visible(a.rj), score(a.rj, i), kMaskedScore));
+    a.exps = Func(tag + "_exp");
+    a.exps(j, i, h, b) = Halide::select(
+        visible(j), Halide::exp(score(j, i) - a.rowMax(i, h, b)), 0.0f);
+    a.rowSum = Func(tag + "_sum");
+    a.rowSum(i, h, b) = 0.0f;
+    a.rowSum(i, h, b) += a.exps(a.rj, i, h, b);
+    a.prob = Func(tag + "_prob");
+    a.prob(j, i, h, b) = Halide::select(
+        a.rowSum(i, h, b) > 0.0f, a.exps(j, i, h, b) / a.rowSum(i, h, b), 0.0f);
+    a.pv = Func(tag + "_pv");
+    a.pv(c, i, h, b) = 0.0f;
+    a.pv(c, i, h, b) += a.prob(a.rj, i, h, b) * at(values, {b, h, a.rj, c});
+    a.result = Func(tag + "_out");
+    a.result(c, i, h, b) = a.pv(c, i, h, b);
+    define(f, v, a.result(v[3], v[2], v[1], v[0]));
+    attends_.push_back(a);
   }
 
   /// Scores of one part for query (b, h, i) and key j, all row-major Exprs.
@@ -1668,25 +1938,51 @@ private:
     // Online softmax state over key tiles: running max, sum, and sum of
     // probability-weighted values, merged tile by tile.
     Func state("attention_state");
-    state(e, i, h, b) = Halide::Tuple(kMaskedScore, 0.0f, 0.0f);
     RDom kt(0, numTiles, "kt");
-    Expr mOld = state(e, i, h, b)[0];
-    Expr tm = tileMax(kt, i, h, b);
+    Func result("attention_out");
+    Var si("asi"), sq("asq");
+    std::vector<Var> stateVars;
+    Expr query; // the query a state element belongs to
+    if (op.causal) {
+      // Causal: the state is indexed by query tile (sq) and query in the tile
+      // (si), so that the key tiles past the tile's last query, fully
+      // masked, are skipped: the key-tile loop's bound depends on the query
+      // tile alone, and nothing of those tiles is computed.
+      int queries = static_cast<int>(spec_.values[op.result].shape[2]);
+      int queryTile =
+          static_cast<int>(std::min<int64_t>(queries, field("query_tile")));
+      attentionQueryTile_ = queryTile;
+      Expr offset = op.position >= 0 ? at(value(op.position), {}) : Expr(0);
+      kt.where(kt * tile <= sq * queryTile + (queryTile - 1) + offset);
+      query = Halide::min(sq * queryTile + si, queries - 1);
+      stateVars = {e, si, sq, h, b};
+    } else {
+      query = i;
+      stateVars = {e, i, h, b};
+    }
+    std::vector<Expr> at_(stateVars.begin(), stateVars.end());
+    state(at_) = Halide::Tuple(kMaskedScore, 0.0f, 0.0f);
+    Expr mOld = state(at_)[0];
+    Expr tm = tileMax(kt, query, h, b);
     Expr mNew = Halide::max(mOld, tm);
     Expr aOld = Halide::exp(mOld - mNew);
     Expr aTile = Halide::exp(tm - mNew);
-    state(e, i, h, b) = Halide::Tuple(
-        mNew, state(e, i, h, b)[1] * aOld + tileSum(kt, i, h, b) * aTile,
-        state(e, i, h, b)[2] * aOld + tileValues(e, kt, i, h, b) * aTile);
-    Expr l = state(e, i, h, b)[1];
-    Func result("attention_out");
-    result(e, i, h, b) =
-        Halide::select(l > 0.0f, state(e, i, h, b)[2] / l, 0.0f);
+    state(at_) = Halide::Tuple(
+        mNew, state(at_)[1] * aOld + tileSum(kt, query, h, b) * aTile,
+        state(at_)[2] * aOld + tileValues(e, kt, query, h, b) * aTile);
+    std::vector<Expr> from = {e, i, h, b};
+    if (op.causal) {
+      from = {e, i % attentionQueryTile_, i / attentionQueryTile_, h, b};
+    }
+    Expr l = state(from)[1];
+    result(e, i, h, b) = Halide::select(l > 0.0f, state(from)[2] / l, 0.0f);
     define(out, v, result(v[3], v[2], v[1], v[0]));
 
-    attention_ = AttentionFuncs{result,  state,      tileScores, tileMax, prob,
-                                tileSum, tileValues, kt,         rk,      e,
-                                i,       h,          b,          t,       jj};
+    attention_ =
+        AttentionFuncs{result, state,   tileScores, tileMax,
+                       prob,   tileSum, tileValues, kt,
+                       rk,     e,       i,          h,
+                       b,      t,       jj,         op.causal ? si : i};
     hasAttention_ = true;
   }
 
@@ -1748,8 +2044,9 @@ private:
     // through an elementwise epilogue) is computed tile by tile inside it.
     MatmulFuncs *epilogueMatmul = nullptr;
     for (MatmulFuncs &mm : matmuls_) {
-      if (outputs.size() == 1 && values_shape(mm.out) == anchorShape &&
-          anchorShape.size() >= 2 && choice("matmul_at") == "tile") {
+      if (!mm.internal && outputs.size() == 1 &&
+          values_shape(mm.out) == anchorShape && anchorShape.size() >= 2 &&
+          choice("matmul_at") == "tile") {
         epilogueMatmul = &mm;
       }
     }
@@ -1761,7 +2058,8 @@ private:
     }
     for (MatmulFuncs &mm : matmuls_) {
       std::vector<Var> args = mm.mm.args();
-      const std::vector<int64_t> &shape = values_shape(mm.out);
+      const std::vector<int64_t> &shape =
+          mm.shape.empty() ? values_shape(mm.out) : mm.shape;
       int64_t outExtent = shape.back();
       int64_t rowExtent = shape.size() >= 2 ? shape[shape.size() - 2] : 1;
       int width = vectorWidth(outExtent);
@@ -1898,6 +2196,9 @@ private:
     if (hasAttention_) {
       scheduleAttention(anchorOut);
     }
+    for (AttendFuncs &a : attends_) {
+      scheduleAttend(a);
+    }
     if (hasAttentionGrad_) {
       scheduleAttentionGrad();
     }
@@ -1916,13 +2217,104 @@ private:
     return empty;
   }
 
+  /// Unfused attend: the result in output tiles of row_block queries x
+  /// col_vectors vectors of the head dimension; the P V register block per
+  /// tile or stored whole first (matmul_at), the keys' reduction outside the
+  /// block, unrolled by reduction_unroll; the softmax (row statistics,
+  /// exponentials, probabilities) per row of the product's tiles or stored
+  /// whole first (row_stats_at); batch and heads on the thread pool.
+  void scheduleAttend(AttendFuncs &a) {
+    int width = vectorWidth(a.headDim);
+    int colTile = static_cast<int>(
+        std::min<int64_t>(field("col_vectors") * width, a.headDim));
+    int rowTile = std::min(field("row_block"), a.queries);
+    int unrollK = field("reduction_unroll");
+    const std::string &par = choice("parallel");
+    auto parallelize = [&](auto &&stage) {
+      if (par == "batch_heads" || par == "heads") {
+        parallel(stage, a.h);
+      }
+      if (par == "batch_heads" || par == "batch") {
+        parallel(stage, a.b);
+      }
+    };
+    // The P V update: the block's head-dimension vectors innermost, its
+    // queries unrolled, the keys outside them.
+    auto blockUpdate = [&](Halide::Stage u, Var c, Var i,
+                           std::vector<Halide::VarOrRVar> outer) {
+      Halide::RVar rjo(a.pv.name() + "_rjo"), rji(a.pv.name() + "_rji");
+      std::vector<Halide::VarOrRVar> order = {c, i};
+      if (unrollK > 1) {
+        u.split(a.rj.x, rjo, rji, unrollK, Halide::TailStrategy::GuardWithIf);
+        order.push_back(rji);
+        order.push_back(rjo);
+      } else {
+        order.push_back(a.rj.x);
+      }
+      order.insert(order.end(), outer.begin(), outer.end());
+      u.reorder(order)
+          .vectorize(c, width, Halide::TailStrategy::GuardWithIf)
+          .unroll(i);
+      if (unrollK > 1) {
+        u.unroll(rji);
+      }
+    };
+    Var co(a.result.name() + "_co"), ro(a.result.name() + "_ro"),
+        ci(a.result.name() + "_ci"), ri(a.result.name() + "_ri");
+    a.result.compute_root()
+        .tile(a.c, a.i, co, ro, ci, ri, colTile, rowTile,
+              Halide::TailStrategy::GuardWithIf)
+        .vectorize(ci, width, Halide::TailStrategy::GuardWithIf);
+    parallelize(a.result);
+    // The loop over rows of tiles of the product, where a row's softmax is
+    // computed when row_stats_at is "row".
+    Halide::LoopLevel rows = Halide::LoopLevel(a.result, ro);
+    if (choice("matmul_at") == "tile") {
+      a.pv.compute_at(a.result, co)
+          .vectorize(a.c, width, Halide::TailStrategy::GuardWithIf);
+      blockUpdate(a.pv.update(), a.c, a.i, {});
+    } else {
+      // The whole product first, in the same register blocks.
+      Var pco(a.pv.name() + "_co"), pci(a.pv.name() + "_ci"),
+          pro(a.pv.name() + "_ro"), pri(a.pv.name() + "_ri");
+      a.pv.compute_root().vectorize(a.c, width,
+                                    Halide::TailStrategy::GuardWithIf);
+      Halide::Stage u = a.pv.update();
+      u.split(a.i, pro, pri, rowTile, Halide::TailStrategy::GuardWithIf)
+          .split(a.c, pco, pci, colTile, Halide::TailStrategy::GuardWithIf);
+      blockUpdate(u, pci, pri, {pco, pro, a.h, a.b});
+      parallelize(u);
+      rows = Halide::LoopLevel(a.pv, pro);
+    }
+    // The softmax chain (max, exponentials, sum, probabilities) is read only
+    // by the product: a row of tiles' queries with all their keys, reused
+    // by every tile of the row, or everything stored first.
+    bool perRow = choice("row_stats_at") == "row";
+    for (Func f : {a.rowMax, a.exps, a.rowSum, a.prob}) {
+      if (perRow) {
+        f.compute_at(rows);
+        continue;
+      }
+      f.compute_root();
+      parallelize(f);
+      if (f.has_update_definition()) {
+        parallelize(f.update());
+      }
+    }
+    int keyWidth = vectorWidth(a.keys);
+    for (Func f : {a.exps, a.prob}) {
+      f.vectorize(f.args()[0], keyWidth, Halide::TailStrategy::GuardWithIf);
+    }
+  }
+
   void scheduleAttention(Func anchorOut) {
     AttentionFuncs &a = attention_;
     // The attention result is computed per (batch, head, query tile) inside
     // the output (which may re-lay it out, e.g. merge heads).
     Var io("io"), ii("ii");
     a.result.compute_root()
-        .split(a.i, io, ii, field("query_tile"),
+        .split(a.i, io, ii,
+               attentionQueryTile_ ? attentionQueryTile_ : field("query_tile"),
                Halide::TailStrategy::GuardWithIf)
         .reorder(a.e, ii, io, a.h, a.b);
     const std::string &par = choice("parallel");
@@ -1938,7 +2330,7 @@ private:
     a.state.compute_at(a.result, io);
     // Key tiles outside the queries of the tile: every tile Func is computed
     // once per key tile for the whole query tile.
-    a.state.update().reorder(a.e, a.i, a.kt);
+    a.state.update().reorder(a.e, a.stateQuery, a.kt);
     int width = vectorWidth(spec_.values[values_id()].shape[3]);
     a.state.update().vectorize(a.e, width, Halide::TailStrategy::GuardWithIf);
     for (Func f : {a.tileScores, a.tileMax, a.prob, a.tileSum}) {
@@ -1978,11 +2370,12 @@ private:
     a.prob.vectorize(a.jj, keyWidth, Halide::TailStrategy::GuardWithIf);
     if (choice("score_layout") == "queries_inner") {
       // Stored query-major: the P V product reads the tile along queries.
+      // (The schedule's check makes the key tile divide the keys: Halide 14
+      // computes wrong tiles in this layout when the last one is partial.)
       for (Func f : {a.tileScores, a.prob}) {
         f.reorder_storage(a.i, a.jj, a.t, a.h, a.b);
       }
-    }
-    // Per-part score Funcs are evaluated for one key tile at a time; the
+    } // Per-part score Funcs are evaluated for one key tile at a time; the
     // per-query MLPs (dense, factorized dense) once per query tile.
     for (auto &[f, r] : tileFuncs_) {
       f.compute_at(a.state, a.kt);
@@ -2021,11 +2414,20 @@ private:
     Func mm;
     Func out;
     RDom r;
+    /// The product's row-major shape when `out` is not a value of the
+    /// kernel (a score op's hidden layer); empty: the shape of `out`.
+    std::vector<int64_t> shape = {};
+    /// Always stored whole (an operand of another product), never computed
+    /// per tile of the kernel's output.
+    bool internal = false;
   };
   struct AttentionFuncs {
     Func result, state, tileScores, tileMax, prob, tileSum, tileValues;
     RDom kt, rk;
     Var e, i, h, b, t, jj;
+    /// The state's query variable: i, or the query within its tile when the
+    /// state is indexed by query tile (causal).
+    Var stateQuery;
   };
 
   const KernelSpec &spec_;
@@ -2048,6 +2450,7 @@ private:
   std::vector<std::pair<Func, RDom>> weightGrads_;
   Func mixWeights_;
   AttentionFuncs attention_;
+  std::vector<AttendFuncs> attends_;
   struct AttentionGradFuncs {
     Func f, result;
     GradLayout layout = GradLayout::Materialized;
@@ -2070,9 +2473,22 @@ private:
   Func mixAlpha_;
   bool hasAttention_ = false;
   int attentionKeyTile_ = 64;
+  /// The query tile the causal state is indexed by (0: not causal).
+  int attentionQueryTile_ = 0;
 };
 
 /// Runs `body`, turning Halide's exceptions into a status naming the kernel.
+/// A Halide autoscheduler that could not be loaded (a missing plugin).
+struct SchedulerError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// An autoscheduler that gave up on a kernel (Adams2019 needs constant
+/// bounds, so data-dependent gathers defeat it, for example).
+struct AutoscheduleFailed : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 template <typename Fn> absl::Status guarded(const KernelSpec &kernel, Fn body) {
   try {
     body();
@@ -2081,6 +2497,9 @@ template <typename Fn> absl::Status guarded(const KernelSpec &kernel, Fn body) {
                                             kernel.name, ": ", error.what()));
   } catch (const std::out_of_range &error) {
     return absl::InvalidArgumentError(
+        absl::StrCat("kernel ", kernel.name, ": ", error.what()));
+  } catch (const SchedulerError &error) {
+    return absl::FailedPreconditionError(
         absl::StrCat("kernel ", kernel.name, ": ", error.what()));
   }
   return absl::OkStatus();
@@ -2103,7 +2522,123 @@ Halide::Target parseTarget(const std::string &text) {
   return Halide::Target(text);
 }
 
+/// The name an autoscheduler plugin registers itself under.
+std::string registeredName(const std::string &scheduler) {
+  if (scheduler == "adams2019") {
+    return "Adams2019";
+  }
+  if (scheduler == "li2018") {
+    return "Li2018";
+  }
+  return "Mullapudi2016";
+}
+
+/// Loads the plugin of `scheduler` once per process.
+void loadAutoscheduler(const std::string &scheduler) {
+  static std::mutex mutex;
+  static std::set<std::string> loaded;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (loaded.count(scheduler)) {
+    return;
+  }
+  std::string path = autoschedulerPlugin(scheduler);
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) {
+    throw SchedulerError(absl::StrCat(
+        "the Halide autoscheduler '", scheduler, "' needs its plugin ", path,
+        ", which does not exist (Debian's libhalide14-1 ships it; "
+        "SYNTH_HALIDE_AUTOSCHEDULER_DIR names another folder)"));
+  }
+  Halide::load_plugin(path);
+  loaded.insert(scheduler);
+}
+
+/// What the autoschedulers are told about the machine: the threads and the
+/// last-level cache of the compiling machine (Halide's generic balance).
+Halide::MachineParams machineParams() {
+  int threads = static_cast<int>(std::thread::hardware_concurrency());
+  uint64_t cache = 16ull << 20;
+  std::ifstream in("/sys/devices/system/cpu/cpu0/cache/index3/size");
+  std::string size;
+  if (in >> size && !size.empty()) {
+    char unit = size.back();
+    uint64_t value = std::strtoull(size.c_str(), nullptr, 10);
+    uint64_t scale = unit == 'K' ? 1024 : unit == 'M' ? (1u << 20) : 1;
+    if (value > 0) {
+      cache = value * scale;
+    }
+  }
+  return Halide::MachineParams(threads > 0 ? threads : 1, cache, 40);
+}
+
+/// Sends stderr (file descriptor 2) to /dev/null while alive.
+class QuietStderr {
+public:
+  explicit QuietStderr(bool quiet) {
+    if (!quiet) {
+      return;
+    }
+    std::fflush(stderr);
+    saved_ = dup(2);
+    int null = open("/dev/null", O_WRONLY);
+    if (saved_ >= 0 && null >= 0) {
+      dup2(null, 2);
+    }
+    if (null >= 0) {
+      close(null);
+    }
+  }
+  ~QuietStderr() {
+    if (saved_ >= 0) {
+      std::fflush(stderr);
+      dup2(saved_, 2);
+      close(saved_);
+    }
+  }
+  QuietStderr(const QuietStderr &) = delete;
+  QuietStderr &operator=(const QuietStderr &) = delete;
+
+private:
+  int saved_ = -1;
+};
+
+/// The kernel's pipeline for `target`: the algorithm, then the explicit
+/// schedule or the kernel's autoscheduler.
+struct BuiltPipeline {
+  Halide::Pipeline pipeline;
+  std::vector<Halide::Argument> arguments;
+};
+BuiltPipeline buildPipeline(const KernelSpec &kernel,
+                            const Halide::Target &target) {
+  std::string text =
+      target.without_feature(Halide::Target::NoRuntime).to_string();
+  KernelBuilder builder(kernel, scheduleFor(kernel, text));
+  std::vector<Func> outputs = builder.build();
+  Halide::Pipeline pipeline(outputs);
+  builder.constrainOutputs(pipeline);
+  if (!kernel.scheduler.empty()) {
+    loadAutoscheduler(kernel.scheduler);
+    // The autoschedulers narrate their search on stderr: kept out of the
+    // compiler's output unless SYNTH_AUTOSCHEDULE_LOG is set.
+    QuietStderr quiet(std::getenv("SYNTH_AUTOSCHEDULE_LOG") == nullptr);
+    try {
+      pipeline.auto_schedule(registeredName(kernel.scheduler), target,
+                             machineParams());
+    } catch (const Halide::Error &error) {
+      throw AutoscheduleFailed(error.what());
+    }
+  }
+  return {pipeline, builder.arguments()};
+}
+
 } // namespace
+
+std::string autoschedulerPlugin(const std::string &scheduler) {
+  const char *dir = std::getenv("SYNTH_HALIDE_AUTOSCHEDULER_DIR");
+  std::filesystem::path folder =
+      dir && *dir ? dir : "/usr/lib/x86_64-linux-gnu/halide14";
+  return (folder / absl::StrCat("libautoschedule_", scheduler, ".so")).string();
+}
 
 std::vector<std::string> portableTargets() {
   return {"x86-64-linux-avx-avx2-avx512-avx512_skylake-f16c-fma-sse41",
@@ -2126,11 +2661,12 @@ std::string hostTarget() {
   return target.to_string();
 }
 
-absl::StatusOr<std::vector<std::string>>
-compileKernel(const KernelSpec &kernel, const std::vector<std::string> &targets,
-              const std::string &prefix) {
-  std::vector<std::string> objects;
-  absl::Status status = guarded(kernel, [&] {
+namespace {
+
+void compileTo(const KernelSpec &kernel,
+               const std::vector<std::string> &targets,
+               const std::string &prefix, std::vector<std::string> &objects) {
+  {
     std::vector<Halide::Target> halideTargets;
     for (const std::string &t : targets) {
       scheduleFor(kernel, t); // every target's schedule exists, before Halide
@@ -2138,13 +2674,10 @@ compileKernel(const KernelSpec &kernel, const std::vector<std::string> &targets,
           parseTarget(t).with_feature(Halide::Target::NoRuntime));
     }
     if (halideTargets.size() == 1) {
-      KernelBuilder builder(kernel, scheduleFor(kernel, targets[0]));
-      std::vector<Func> outputs = builder.build();
-      Halide::Pipeline pipeline(outputs);
-      builder.constrainOutputs(pipeline);
+      BuiltPipeline built = buildPipeline(kernel, halideTargets[0]);
       std::string object = prefix + ".o";
-      pipeline.compile_to_object(object, builder.arguments(), kernel.name,
-                                 halideTargets[0]);
+      built.pipeline.compile_to_object(object, built.arguments, kernel.name,
+                                       halideTargets[0]);
       objects.push_back(object);
       return;
     }
@@ -2159,24 +2692,43 @@ compileKernel(const KernelSpec &kernel, const std::vector<std::string> &targets,
         kernel.name, {{Halide::OutputFileType::object, prefix + ".o"}},
         halideTargets, suffixes,
         [&](const std::string &name, const Halide::Target &target) {
-          std::string text =
-              target.without_feature(Halide::Target::NoRuntime).to_string();
-          KernelBuilder builder(kernel, scheduleFor(kernel, text));
-          std::vector<Func> outputs = builder.build();
-          Halide::Pipeline pipeline(outputs);
-          builder.constrainOutputs(pipeline);
-          return pipeline.compile_to_module(builder.arguments(), name, target);
+          BuiltPipeline built = buildPipeline(kernel, target);
+          return built.pipeline.compile_to_module(built.arguments, name,
+                                                  target);
         });
     for (const std::string &suffix : suffixes) {
       // Halide names each variant "<prefix>-<suffix>.o".
       objects.push_back(prefix + "-" + suffix + ".o");
     }
     objects.push_back(prefix + "_wrapper.o");
+  }
+}
+
+} // namespace
+
+absl::StatusOr<std::vector<std::string>>
+compileKernel(const KernelSpec &requested,
+              const std::vector<std::string> &targets,
+              const std::string &prefix, std::string *fallback) {
+  std::vector<std::string> objects;
+  KernelSpec kernel = requested;
+  absl::Status status = guarded(kernel, [&] {
+    objects.clear();
+    try {
+      compileTo(kernel, targets, prefix, objects);
+    } catch (const AutoscheduleFailed &error) {
+      // The kernel keeps its explicit schedule; the caller says so.
+      if (fallback) {
+        *fallback = error.what();
+      }
+      kernel.scheduler.clear();
+      objects.clear();
+      compileTo(kernel, targets, prefix, objects);
+    }
   });
   if (!status.ok()) {
     return status;
   }
-  (void)kernel;
   return objects;
 }
 
@@ -2195,10 +2747,7 @@ absl::StatusOr<std::string> loweredStatement(const KernelSpec &kernel,
                                              const std::string &target) {
   std::string text;
   absl::Status status = guarded(kernel, [&] {
-    KernelBuilder builder(kernel, scheduleFor(kernel, target));
-    std::vector<Func> outputs = builder.build();
-    Halide::Pipeline pipeline(outputs);
-    builder.constrainOutputs(pipeline);
+    BuiltPipeline built = buildPipeline(kernel, parseTarget(target));
     // Halide writes the statement to a file: a private one in $TMPDIR.
     std::string pattern =
         (std::filesystem::temp_directory_path() / "synthc-stmt-XXXXXX")
@@ -2210,9 +2759,9 @@ absl::StatusOr<std::string> loweredStatement(const KernelSpec &kernel,
     if (fd >= 0) {
       close(fd);
     }
-    pipeline.compile_to_lowered_stmt(path, builder.arguments(),
-                                     Halide::StmtOutputFormat::Text,
-                                     parseTarget(target));
+    built.pipeline.compile_to_lowered_stmt(path, built.arguments,
+                                           Halide::StmtOutputFormat::Text,
+                                           parseTarget(target));
     std::ifstream in(path);
     std::stringstream contents;
     contents << in.rdbuf();

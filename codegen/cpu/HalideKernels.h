@@ -23,11 +23,20 @@ namespace synth::cpu {
 std::vector<std::string> portableTargets();
 std::string hostTarget();
 
+/// The plugin file of a Halide autoscheduler (sched::autoschedulers()):
+/// libautoschedule_<name>.so in $SYNTH_HALIDE_AUTOSCHEDULER_DIR, else in
+/// Debian's /usr/lib/x86_64-linux-gnu/halide14. A kernel whose
+/// KernelSpec::scheduler names one is scheduled by it (Halide::load_plugin,
+/// Pipeline::auto_schedule) instead of by its explicit schedule.
+std::string autoschedulerPlugin(const std::string &scheduler);
+
 /// Compiles `kernel` for `targets` (without the Halide runtime) into object
-/// files named after `prefix`; returns their paths.
+/// files named after `prefix`; returns their paths. When the kernel's
+/// autoscheduler gives up on it, the kernel is built with its explicit
+/// schedule and `fallback` (if given) receives the autoscheduler's reason.
 absl::StatusOr<std::vector<std::string>>
 compileKernel(const KernelSpec &kernel, const std::vector<std::string> &targets,
-              const std::string &prefix);
+              const std::string &prefix, std::string *fallback = nullptr);
 
 /// Compiles the Halide runtime (thread pool, error handler, ...) once for all
 /// kernels, for the least capable of `targets`.

@@ -50,6 +50,15 @@ enum class OpKind {
   CacheUpdate,
   AttentionProbs,
   AttendProbs,
+  // Unfused attention (synth-fuse-attention off): each score op, the
+  // mixture of scores, and attend (masked softmax + value product).
+  DotScores,
+  DenseScores,
+  RandomScores,
+  FactorizedRandomScores,
+  FactorizedDenseScores,
+  MixtureScores,
+  Attend,
   // Gradients (SynthGradOps.td).
   EmbeddingGrad,
   LinearWeightGrad,
@@ -94,6 +103,9 @@ struct OpSpec {
   bool geluTanh = false;        // Gelu
   int64_t ignoreIndex = -100;   // CrossEntropy
   // FusedAttention: parts, then optional logits, values, optional key mask.
+  // A score op: its one part (scale, max_len, operands). MixtureScores: the
+  // logits. Attend: values, key mask, causal and the query offset
+  // (`position`).
   std::vector<ScorePartSpec> parts;
   int logits = -1;
   int values = -1;
@@ -130,6 +142,10 @@ struct KernelSpec {
   /// The schedule per target class ("avx512", "avx2", "sse41"), each with
   /// every field of passes/CpuSchedule.h for the kernel's ops (checked).
   std::map<std::string, synth::sched::Schedule> schedules;
+  /// Who schedules the kernel: empty for the explicit schedule above, or a
+  /// Halide autoscheduler of sched::autoschedulers() ("adams2019", ...),
+  /// which then schedules the algorithm the fields shape.
+  std::string scheduler;
   synth::sched::KernelTraits traits;
   /// The anchor op's name ("linear", "fused_attention", ...), for messages.
   std::string anchor;

@@ -6,6 +6,7 @@
 #include "dialect/SynthOps.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -62,6 +63,17 @@ std::vector<ScorePartSpec> describeParts(OpT op, IdsOf idsOf) {
     parts.push_back(part);
   }
   return parts;
+}
+
+/// The one part of a standalone score op (synthc --no-fuse=attention).
+ScorePartSpec scoreOp(ScoreKind kind, double scale, int64_t maxLen,
+                      const std::vector<int> &operands) {
+  ScorePartSpec part;
+  part.kind = kind;
+  part.scale = static_cast<float>(scale);
+  part.maxLen = maxLen;
+  part.operands = operands;
+  return part;
 }
 
 /// What a fused attention, its statistics and its gradients share: the
@@ -194,6 +206,14 @@ absl::StatusOr<KernelSpec> describeKernel(mlir::synth::KernelOp kernel) {
       }
       spec.schedules[cls] = std::move(s);
     }
+  }
+  spec.scheduler = mlir::synth::cpuScheduler(kernel);
+  if (!spec.scheduler.empty() &&
+      !::synth::sched::isAutoscheduler(spec.scheduler)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "kernel '", spec.name, "': unknown CPU scheduler '", spec.scheduler,
+        "' (expected ", absl::StrJoin(::synth::sched::autoschedulers(), ", "),
+        ")"));
   }
   for (Operation &op : body) {
     if (!isa<mlir::synth::ToIndexOp>(op)) {
@@ -387,11 +407,55 @@ absl::StatusOr<KernelSpec> describeKernel(mlir::synth::KernelOp kernel) {
               describeAttention(fa, ids, idsOf, o);
               return absl::OkStatus();
             })
+            .Case([&](mlir::synth::DotScoresOp dot) {
+              o.kind = OpKind::DotScores;
+              o.parts = {scoreOp(ScoreKind::Dot, dot.getEffectiveScale(), 0,
+                                 o.operands)};
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::DenseScoresOp dense) {
+              o.kind = OpKind::DenseScores;
+              o.parts = {scoreOp(ScoreKind::Dense, 1.0, dense.getMaxLen(),
+                                 o.operands)};
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::RandomScoresOp random) {
+              o.kind = OpKind::RandomScores;
+              o.parts = {scoreOp(ScoreKind::Random, 1.0, random.getMaxLen(),
+                                 o.operands)};
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::FactorizedRandomScoresOp fr) {
+              o.kind = OpKind::FactorizedRandomScores;
+              o.parts = {scoreOp(ScoreKind::FactorizedRandom, 1.0,
+                                 fr.getMaxLen(), o.operands)};
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::FactorizedDenseScoresOp fd) {
+              o.kind = OpKind::FactorizedDenseScores;
+              o.parts = {scoreOp(ScoreKind::FactorizedDense, 1.0,
+                                 fd.getMaxLen(), o.operands)};
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::MixtureScoresOp mixture) {
+              o.kind = OpKind::MixtureScores;
+              o.logits = ids.lookup(mixture.getLogits());
+              return absl::OkStatus();
+            })
+            .Case([&](mlir::synth::AttendOp attend) {
+              o.kind = OpKind::Attend;
+              o.values = ids.lookup(attend.getValues());
+              if (attend.getKeyMask()) {
+                o.keyMask = ids.lookup(attend.getKeyMask());
+              }
+              if (attend.getQueryOffset()) {
+                o.position = ids.lookup(attend.getQueryOffset());
+              }
+              o.causal = attend.getCausal();
+              return absl::OkStatus();
+            })
             .Default([&](Operation *other) {
-              return unsupported(other,
-                                 "no CPU kernel for this op (standalone score "
-                                 "ops and attend must go through "
-                                 "synth-fuse-attention)");
+              return unsupported(other, "no CPU kernel for this op");
             });
     if (!status.ok()) {
       return status;

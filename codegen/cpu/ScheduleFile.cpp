@@ -150,13 +150,14 @@ private:
     }
     for (const auto &[key, value] : entry.members()) {
       if (key != "name" && key != "op" && key != "inputs" && key != "outputs" &&
-          key != "schedule") {
+          key != "schedule" && key != "scheduler") {
         return fail(value, absl::StrCat("unknown key \"", key,
                                         "\" in a kernel entry (expected "
                                         "name, op, inputs, outputs, "
-                                        "schedule)"));
+                                        "schedule, scheduler)"));
       }
-      if ((key == "name" || key == "op") && !value.isString()) {
+      if ((key == "name" || key == "op" || key == "scheduler") &&
+          !value.isString()) {
         return fail(value, absl::StrCat("\"", key, "\" must be a string"));
       }
     }
@@ -165,14 +166,24 @@ private:
     const json::Value *inputs = entry.find("inputs");
     const json::Value *outputs = entry.find("outputs");
     const json::Value *schedule = entry.find("schedule");
+    const json::Value *scheduler = entry.find("scheduler");
+    if (scheduler && scheduler->asString() != "explicit" &&
+        !sched::isAutoscheduler(scheduler->asString())) {
+      return fail(*scheduler,
+                  absl::StrCat("unknown scheduler \"", scheduler->asString(),
+                               "\" (expected explicit, ",
+                               absl::StrJoin(sched::autoschedulers(), ", "),
+                               ")"));
+    }
     if (!name && !op) {
       return fail(entry, "a kernel entry needs \"name\" (a kernel name, `*` "
                          "matches any characters) or \"op\" (a kernel kind)");
     }
-    if (!schedule || !schedule->isObject()) {
+    if (schedule ? !schedule->isObject() : !scheduler) {
       return fail(schedule ? *schedule : entry,
                   "a kernel entry needs \"schedule\": an object of target "
-                  "classes (avx512, avx2, sse41, or all) to fields");
+                  "classes (avx512, avx2, sse41, or all) to fields, or "
+                  "\"scheduler\"");
     }
     std::string serializedInputs = inputs ? json::serialize(*inputs) : "";
     std::string serializedOutputs = outputs ? json::serialize(*outputs) : "";
@@ -205,6 +216,10 @@ private:
                                (inputs || outputs) ? " with these shapes" : "",
                                " matches no kernel of this model"));
     }
+    json::Value noFields = json::Value::object();
+    if (!schedule) {
+      schedule = &noFields;
+    }
     for (const auto &[cls, fields] : schedule->members()) {
       if (cls != "all" && !sched::findIsa(cls)) {
         return fail(fields, absl::StrCat("unknown target class \"", cls,
@@ -219,6 +234,11 @@ private:
     for (KernelOp kernel : matched) {
       if (absl::Status s = applyTo(kernel, *schedule); !s.ok()) {
         return s;
+      }
+      if (scheduler) {
+        mlir::synth::setCpuScheduler(kernel, scheduler->asString() == "explicit"
+                                                 ? ""
+                                                 : scheduler->asString());
       }
       touched.insert(kernel);
     }
@@ -295,6 +315,10 @@ json::Value exportSchedules(ModuleOp module) {
     entry.set("op", json::Value::string(sched::kernelKind(traits)));
     entry.set("inputs", shapesOf(kernel.getInputs().getTypes()));
     entry.set("outputs", shapesOf(kernel.getResults().getTypes()));
+    if (std::string scheduler = mlir::synth::cpuScheduler(kernel);
+        !scheduler.empty()) {
+      entry.set("scheduler", json::Value::string(scheduler));
+    }
     json::Value schedule = json::Value::object();
     if (ScheduleAttr attr = kernel.getScheduleAttr()) {
       for (NamedAttribute target : attr.getTargets()) {
@@ -318,6 +342,19 @@ json::Value exportSchedules(ModuleOp module) {
   file.set("version", json::Value::integer(kScheduleVersion));
   file.set("kernels", std::move(kernels));
   return file;
+}
+
+absl::Status useScheduler(ModuleOp module, const std::string &scheduler) {
+  if (scheduler != "explicit" && !sched::isAutoscheduler(scheduler)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown CPU scheduler '", scheduler, "' (expected explicit, ",
+        absl::StrJoin(sched::autoschedulers(), ", "), ")"));
+  }
+  for (KernelOp kernel : kernelsOf(module)) {
+    mlir::synth::setCpuScheduler(kernel,
+                                 scheduler == "explicit" ? "" : scheduler);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status applySchedules(ModuleOp module, const json::Value &file,

@@ -34,6 +34,10 @@ json::Value exportSchedules(mlir::ModuleOp module);
 /// checks the result. Errors read "<source>:<line>:<column>: <what>", naming
 /// the kernel and field: unknown keys, kernels or fields, bad values, an
 /// entry that matches no kernel.
+/// Has every kernel of the module scheduled by `scheduler`: "explicit" (its
+/// #synth.schedule) or a Halide autoscheduler of sched::autoschedulers().
+absl::Status useScheduler(mlir::ModuleOp module, const std::string &scheduler);
+
 absl::Status applySchedules(mlir::ModuleOp module, const json::Value &file,
                             const std::string &source);
 

@@ -5,7 +5,9 @@
 // whose gradients reduce over the batch), each field of each kernel kind,
 // changed on its own to another valid value, must change the kernel's
 // lowered Halide statement on some kernel of that kind. A field that no
-// kernel's statement depends on is reported by name.
+// kernel's statement depends on is reported by name. The kernels of unfused
+// attention (synthc --no-fuse=attention: each score op, the mixture and
+// attend) are checked per op: every field of each changes its statement.
 //
 //===----------------------------------------------------------------------===//
 
@@ -97,9 +99,19 @@ std::string lowered(const synth::cpu::KernelSpec &spec) {
   return text;
 }
 
+/// The ops whose kernels are checked one by one (the key is the op, not
+/// the kernel's kind): unfused attention.
+bool checkedPerOp(const std::string &anchor) {
+  const std::string suffix = "_scores"; // dot_scores, ..., mixture_scores
+  return anchor == "attend" || (anchor.size() > suffix.size() &&
+                                anchor.compare(anchor.size() - suffix.size(),
+                                               suffix.size(), suffix) == 0);
+}
+
 void checkEveryField(const std::string &description,
                      std::set<std::string> &uncovered,
-                     std::set<std::string> &covered) {
+                     std::set<std::string> &covered,
+                     const mlir::synth::FusionOptions &fusion = {}) {
   mlir::MLIRContext context;
   // The tests fork: no thread pool in the parent.
   context.disableMultithreading();
@@ -112,8 +124,9 @@ void checkEveryField(const std::string &description,
   ASSERT_TRUE(module.ok()) << module.status().message();
   mlir::PassManager pm(&context);
   mlir::synth::TrainingPipelineOptions training;
-  training.trainStep = true;
-  mlir::synth::buildCpuKernelPipeline(pm, training, {"avx512"});
+  // The backward pass differentiates fused attention only.
+  training.trainStep = fusion.attention;
+  mlir::synth::buildCpuKernelPipeline(pm, training, {"avx512"}, fusion);
   ASSERT_TRUE(mlir::succeeded(pm.run(**module)));
 
   std::vector<synth::cpu::KernelSpec> specs;
@@ -129,7 +142,12 @@ void checkEveryField(const std::string &description,
 
   const sched::Isa &isa = *sched::findIsa("avx512");
   for (const synth::cpu::KernelSpec &spec : specs) {
-    std::string kind = sched::kernelKind(spec.traits);
+    if (!fusion.attention && !checkedPerOp(spec.anchor)) {
+      continue; // the other kernels are checked with attention fused
+    }
+    std::string kind = checkedPerOp(spec.anchor)
+                           ? spec.anchor
+                           : sched::kernelKind(spec.traits);
     std::string base;
     for (const sched::FieldDef &field : sched::fieldsOf(spec.traits)) {
       std::string key = kind + "." + field.name;
@@ -186,6 +204,55 @@ TEST(ScheduleFields, EveryFieldChangesTheLoweredStatement) {
         "attention_stats.stats_query_tile",
         "linear_weight_grad.wgrad_row_block", "elementwise.vector_width",
         "elementwise.parallel"}) {
+    EXPECT_TRUE(covered.count(key)) << key;
+  }
+}
+
+TEST(ScheduleFields, EveryFieldOfUnfusedAttentionChangesItsStatement) {
+  // Every score kind in one mixture, attention fusion off: a kernel per
+  // score op, one for the mixture and one for attend.
+  std::string description =
+      R"({"name": "unfused attention fields", "task": "lm", "d_model": 64,
+          "heads": 2, "layers": 1, "ffn": 128, "max_len": 32,
+          "vocab": {"kind": "bytes"}, "attention": {"kind": "mixture",
+          "parts": [{"kind": "dot"}, {"kind": "dense", "hidden": 32},
+                    {"kind": "random", "trainable": true},
+                    {"kind": "factorized_random", "rank": 8},
+                    {"kind": "factorized_dense", "a": 8, "b": 4,
+                     "hidden": 32}]}})";
+  mlir::synth::FusionOptions fusion;
+  fusion.attention = false;
+  std::set<std::string> uncovered, covered;
+  checkEveryField(description, uncovered, covered, fusion);
+  std::string missing;
+  for (const std::string &key : uncovered) {
+    missing += " " + key;
+  }
+  EXPECT_TRUE(uncovered.empty())
+      << "schedule fields that change no kernel's statement:" << missing;
+  for (const char *key : {"attend.vector_width",
+                          "attend.parallel",
+                          "attend.parallel_task",
+                          "attend.row_block",
+                          "attend.col_vectors",
+                          "attend.reduction_unroll",
+                          "attend.matmul_at",
+                          "attend.row_stats_at",
+                          "dot_scores.row_block",
+                          "dot_scores.col_vectors",
+                          "dot_scores.reduction_unroll",
+                          "dot_scores.matmul_at",
+                          "dense_scores.matmul_at",
+                          "dense_scores.row_block",
+                          "factorized_random_scores.matmul_at",
+                          "factorized_random_scores.col_vectors",
+                          "factorized_dense_scores.row_block",
+                          "factorized_dense_scores.col_vectors",
+                          "factorized_dense_scores.reduction_unroll",
+                          "random_scores.vector_width",
+                          "random_scores.parallel",
+                          "mixture_scores.vector_width",
+                          "mixture_scores.parallel_task"}) {
     EXPECT_TRUE(covered.count(key)) << key;
   }
 }

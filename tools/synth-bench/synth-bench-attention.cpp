@@ -17,12 +17,14 @@
 
 #include "codegen/cpu/CpuArtifact.h"
 #include "codegen/cpu/HalideKernels.h"
+#include "codegen/cpu/ScheduleFile.h"
 #include "dialect/SynthDialect.h"
 #include "dialect/SynthOps.h"
 #include "frontend/Parameters.h"
 #include "passes/Passes.h"
 #include "runtime/Artifact.h"
 #include "runtime/Executor.h"
+#include "runtime/FileUtil.h"
 #include "runtime/Safetensors.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -52,7 +54,7 @@ struct Options {
   int64_t batch = 8, heads = 8, headDim = 64, seqLen = 0;
   int threads = 2, reps = 10, warmup = 2;
   bool causal = false, hostOnly = true;
-  std::string dump, workdir;
+  std::string dump, workdir, emitIr, schedule;
 };
 
 int usage(const std::string &message) {
@@ -60,7 +62,8 @@ int usage(const std::string &message) {
                "synth-bench-attention: %s\nusage: synth-bench-attention "
                "--variant V --seq-len N [--batch B] [--heads H] [--head-dim D] "
                "[--threads T] [--reps R] [--warmup W] [--causal] "
-               "[--cpu=host|portable] [--dump FILE] [--workdir DIR]\n",
+               "[--cpu=host|portable] [--dump FILE] [--workdir DIR] "
+               "[--emit-ir FILE.mlir] [--schedule FILE.json]\n",
                message.c_str());
   return 2;
 }
@@ -180,6 +183,10 @@ int main(int argc, char **argv) {
       o.dump = next();
     } else if (arg == "--workdir") {
       o.workdir = next();
+    } else if (arg == "--emit-ir") {
+      o.emitIr = next();
+    } else if (arg == "--schedule") {
+      o.schedule = next();
     } else {
       return usage("unknown argument '" + arg + "'");
     }
@@ -285,11 +292,37 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "error: the benchmark function failed to verify\n");
     return 1;
   }
+  if (!o.emitIr.empty()) {
+    // The function as synth IR, for synth-tune (KERNELS.mlir) to search.
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    module->print(os);
+    if (absl::Status s = ::synth::writeFileAtomic(o.emitIr, text); !s.ok()) {
+      std::fprintf(stderr, "error: %s\n", std::string(s.message()).c_str());
+      return 1;
+    }
+    return 0;
+  }
   PassManager pm(&context);
-  mlir::synth::buildCpuKernelPipeline(pm);
+  mlir::synth::buildCpuKernelPipeline(
+      pm, {}, ::synth::cpu::scheduleClasses(o.hostOnly));
   if (failed(pm.run(*module))) {
     std::fprintf(stderr, "error: the kernel pipeline failed\n");
     return 1;
+  }
+  if (!o.schedule.empty()) {
+    absl::StatusOr<std::string> text = ::synth::readFileBytes(o.schedule);
+    absl::StatusOr<::synth::json::Value> file =
+        text.ok() ? ::synth::json::parse(*text, o.schedule)
+                  : absl::StatusOr<::synth::json::Value>(text.status());
+    absl::Status applied =
+        file.ok() ? ::synth::cpu::applySchedules(*module, *file, o.schedule)
+                  : file.status();
+    if (!applied.ok()) {
+      std::fprintf(stderr, "error: %s\n",
+                   std::string(applied.message()).c_str());
+      return 1;
+    }
   }
 
   std::string dir = o.workdir.empty()

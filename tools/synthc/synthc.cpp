@@ -22,6 +22,7 @@
 #include "frontend/ModelConfig.h"
 #include "frontend/Parameters.h"
 #include "frontend/Stats.h"
+#include "passes/CpuSchedule.h"
 #include "passes/Passes.h"
 #include "runtime/FileUtil.h"
 #include "runtime/Json.h"
@@ -45,7 +46,7 @@ namespace {
 constexpr const char *kUsage = R"(usage:
   synthc MODEL.json [--emit=synth|kernels|halide|schedule] [--batch=B] [--seq-len=N] [--src-len=S] [--tgt-len=T] [-o FILE]
   synthc MODEL.json --emit=gpu|nvvm|ptx [--gpu-arch=sm_80|sm_90a] [--batch=B] [--seq-len=N] [-o FILE]
-  synthc MODEL.json --target=cpu [--cpu=portable|host] [--schedule=FILE] [--batch=B] [--seq-len=N] -o model.synth
+  synthc MODEL.json --target=cpu [--cpu=portable|host] [--schedule=FILE] [--no-fuse=LIST] [--batch=B] [--seq-len=N] -o model.synth
   synthc MODEL.json --target=cuda [--gpu-arch=sm_80|sm_90a] [--ptx-only] [--batch=B] [--seq-len=N] -o model.synth
   synthc MODEL.json --emit=weights -o FILE.safetensors
   synthc --stats MODEL.json [--seq-len=N]
@@ -56,6 +57,12 @@ constexpr const char *kUsage = R"(usage:
   --emit=halide    print every kernel's lowered Halide statement
   --emit=schedule  write every kernel's CPU schedule (per target class) as a schedule file (docs/schedules.md)
   --schedule=FILE  apply a schedule file (edited from --emit=schedule, or written by synth-tune) to the CPU kernels
+  --no-fuse=LIST   skip fusions (comma list, repeatable; docs/schedules.md): attention (score ops, softmax and the
+                   value product as separate kernels; forward entries only, no --train/--gradients; CPU only),
+                   elementwise (every bias, activation, residual and head layout op a kernel of its own)
+  --cpu-scheduler=S  who schedules the CPU kernels: explicit (the schedule fields, default), or one of Halide's
+                   autoschedulers adams2019, li2018, mullapudi2016 (plugins of Debian's libhalide14-1); a schedule
+                   file's "scheduler" entries override it per kernel
   --emit=gpu       print the CUDA back end's kernels in the gpu dialect (one gpu.module per kernel)
   --emit=nvvm      print them lowered to the NVVM and LLVM dialects
   --emit=ptx       print every kernel's PTX
@@ -84,6 +91,8 @@ struct Options {
   std::string gpuArch = "sm_90a";
   std::string gpuPrecision = "f32";
   std::string scheduleFile;
+  std::string cpuScheduler;
+  mlir::synth::FusionOptions fusion;
   bool hostOnly = false;
   bool ptxOnly = false;
   bool stats = false;
@@ -154,6 +163,16 @@ int parseOptions(int argc, char **argv, Options &options) {
       options.emit = *emit;
       continue;
     }
+    if (auto scheduler = value("--cpu-scheduler")) {
+      if (*scheduler != "explicit" &&
+          !synth::sched::isAutoscheduler(*scheduler)) {
+        return usageError("unknown --cpu-scheduler=" + *scheduler +
+                          " (expected explicit, adams2019, li2018 or "
+                          "mullapudi2016)");
+      }
+      options.cpuScheduler = *scheduler;
+      continue;
+    }
     if (auto file = value("--schedule")) {
       if (file->empty()) {
         return usageError("--schedule needs a file name");
@@ -204,6 +223,13 @@ int parseOptions(int argc, char **argv, Options &options) {
     }
     if (arg == "--gradients") {
       options.training.gradients = true;
+      continue;
+    }
+    if (auto names = value("--no-fuse")) {
+      if (std::optional<std::string> error =
+              mlir::synth::disableFusions(*names, options.fusion)) {
+        return usageError("--no-fuse: " + *error);
+      }
       continue;
     }
     mlir::synth::OptimizerOptions &opt = options.training.optimizer;
@@ -280,6 +306,30 @@ int parseOptions(int argc, char **argv, Options &options) {
     return usageError("--target=" + options.target +
                       " needs -o DIRECTORY (the artifact)");
   }
+  const mlir::synth::FusionOptions &fusion = options.fusion;
+  if (!fusion.attention || !fusion.elementwise) {
+    bool cuda = options.target == "cuda" || options.emit == "gpu" ||
+                options.emit == "nvvm" || options.emit == "ptx";
+    if (options.stats || options.emit == "weights" ||
+        (options.emit == "synth" && options.target.empty())) {
+      return usageError("--no-fuse changes the kernels: use it with "
+                        "--target or --emit=kernels|halide|schedule");
+    }
+    if (!fusion.attention && cuda) {
+      return usageError(
+          "--no-fuse=attention: the CUDA back end has kernels for the fused "
+          "attention only, not for standalone score ops and synth.attend; "
+          "use it with --target=cpu or --emit=kernels|halide|schedule");
+    }
+    if (!fusion.attention &&
+        (options.training.gradients || options.training.trainStep)) {
+      return usageError(
+          "--no-fuse=attention cannot be combined with --train or "
+          "--gradients: the backward pass (synth-autodiff) is built for "
+          "fused attention only (synth.fused_attention and its flash-style "
+          "gradients); unfused attention runs the forward entries");
+    }
+  }
   return 0;
 }
 
@@ -341,12 +391,17 @@ int main(int argc, char **argv) {
     return usageError("--schedule applies to CPU kernels: use it with "
                       "--target=cpu or --emit=kernels|halide|schedule");
   }
+  if (!options.cpuScheduler.empty() &&
+      (cudaStage || options.target == "cuda" || !kernels)) {
+    return usageError("--cpu-scheduler applies to CPU kernels: use it with "
+                      "--target=cpu or --emit=kernels|halide|schedule");
+  }
   bool training = options.training.gradients || options.training.trainStep;
   if (!kernels && training) {
     // --emit=synth with --train/--gradients: the training functions as synth
     // IR, before kernel formation.
     mlir::PassManager pm(&context);
-    mlir::synth::buildTrainingPipeline(pm, options.training);
+    mlir::synth::buildTrainingPipeline(pm, options.training, options.fusion);
     if (mlir::failed(pm.run(**module))) {
       return fail(options.model + ": building the training functions failed");
     }
@@ -354,9 +409,17 @@ int main(int argc, char **argv) {
   if (kernels) {
     mlir::PassManager pm(&context);
     mlir::synth::buildCpuKernelPipeline(
-        pm, options.training, synth::cpu::scheduleClasses(options.hostOnly));
+        pm, options.training, synth::cpu::scheduleClasses(options.hostOnly),
+        options.fusion);
     if (mlir::failed(pm.run(**module))) {
       return fail(options.model + ": the CPU kernel pipeline failed");
+    }
+    if (!options.cpuScheduler.empty()) {
+      absl::Status used =
+          synth::cpu::useScheduler(**module, options.cpuScheduler);
+      if (!used.ok()) {
+        return fail(std::string(used.message()));
+      }
     }
     if (!options.scheduleFile.empty()) {
       absl::StatusOr<std::string> text =
@@ -400,8 +463,13 @@ int main(int argc, char **argv) {
     artifact.output = options.output;
     artifact.hostOnly = options.hostOnly;
     artifact.model = *description;
+    std::vector<std::string> notes;
+    artifact.notes = &notes;
     absl::Status written =
         synth::cpu::writeCpuArtifact(**module, table, config->seed, artifact);
+    for (const std::string &note : notes) {
+      std::cerr << "synthc: note: " << note << "\n";
+    }
     if (!written.ok()) {
       return fail(std::string(written.message()));
     }
