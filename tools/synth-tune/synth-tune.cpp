@@ -1046,12 +1046,16 @@ int main(int argc, char **argv) {
   std::time_t now = std::time(nullptr);
   char date[32];
   std::strftime(date, sizeof(date), "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+  std::string shapes =
+      isIr ? std::string("shapes as written in the IR")
+           : absl::StrCat("batch ", o.shapes.batch, ", sequence length ",
+                          o.shapes.seqLen ? std::to_string(o.shapes.seqLen)
+                                          : std::string("max_len"));
   summary.header = absl::StrFormat(
-      "Model `%s`, entry `%s`, batch %d, sequence length %s; CPU %s "
+      "%s `%s`, entry `%s`, %s; CPU %s "
       "(%u hardware threads), Halide target `%s`; %s threads; budget %.0f s, "
       "%d timed runs per candidate, seed %d; %s.",
-      o.model, o.entry, o.shapes.batch,
-      o.shapes.seqLen ? std::to_string(o.shapes.seqLen) : "max_len", cpuName(),
+      isIr ? "Kernels" : "Model", o.model, o.entry, shapes, cpuName(),
       std::thread::hardware_concurrency(), target,
       o.threads > 0 ? std::to_string(o.threads) : "Halide's default", o.budget,
       o.reps, o.seed, date);
