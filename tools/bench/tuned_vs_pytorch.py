@@ -53,7 +53,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, HERE)
-from attention_vs_pytorch import read_safetensors, scores  # noqa: E402
+from attention_vs_pytorch import read_safetensors, scores, time_torch  # noqa: E402
 
 PEAK_SOURCE = r"""
 #include <immintrin.h>
@@ -168,19 +168,6 @@ def peers(variant, t, n, head_dim, causal):
     return out
 
 
-def time_fn(fn, reps, warmup=2):
-    with torch.no_grad():
-        for _ in range(warmup):
-            fn()
-        times = []
-        for _ in range(reps):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    times.sort()
-    return times[len(times) // 2] * 1e3
-
-
 def parse_case(text):
     fields = text.split(":")
     case = {"variant": fields[0], "n": int(fields[1]), "causal": False, "transfer": None}
@@ -281,7 +268,7 @@ def main():
                         print(f"  {name}: {peer} disagrees with synthc (max rel err {err:.2e}); not timed")
                         failures += 1
                         continue
-                    times[peer] = time_fn(fn, int(reps))
+                    times[peer] = time_torch(fn, int(reps))[0] * 1e3
                 except Exception as error:  # a peer that cannot run this case is reported, not fatal
                     print(f"  {name}: {peer} failed: {str(error).splitlines()[0][:200]}")
             best = min(times.values()) if times else float("nan")
