@@ -306,6 +306,18 @@ private:
 
 } // namespace
 
+json::Value fieldsToJson(const sched::Schedule &schedule) {
+  json::Value fields = json::Value::object();
+  for (const auto &[name, value] : schedule.fields) {
+    if (const int64_t *i = std::get_if<int64_t>(&value)) {
+      fields.set(name, json::Value::integer(*i));
+    } else {
+      fields.set(name, json::Value::string(std::get<std::string>(value)));
+    }
+  }
+  return fields;
+}
+
 json::Value exportSchedules(ModuleOp module) {
   json::Value kernels = json::Value::array();
   for (KernelOp kernel : kernelsOf(module)) {
@@ -322,16 +334,9 @@ json::Value exportSchedules(ModuleOp module) {
     json::Value schedule = json::Value::object();
     if (ScheduleAttr attr = kernel.getScheduleAttr()) {
       for (NamedAttribute target : attr.getTargets()) {
-        json::Value fields = json::Value::object();
-        for (auto &[name, value] :
-             scheduleFromAttr(cast<DictionaryAttr>(target.getValue())).fields) {
-          if (const int64_t *i = std::get_if<int64_t>(&value)) {
-            fields.set(name, json::Value::integer(*i));
-          } else {
-            fields.set(name, json::Value::string(std::get<std::string>(value)));
-          }
-        }
-        schedule.set(target.getName().str(), std::move(fields));
+        schedule.set(target.getName().str(),
+                     fieldsToJson(scheduleFromAttr(
+                         cast<DictionaryAttr>(target.getValue()))));
       }
     }
     entry.set("schedule", std::move(schedule));

@@ -10,6 +10,7 @@
 #ifndef SYNTHC_CODEGEN_CPU_SCHEDULEFILE_H
 #define SYNTHC_CODEGEN_CPU_SCHEDULEFILE_H
 
+#include "passes/CpuSchedule.h"
 #include "runtime/Json.h"
 
 #include "absl/status/status.h"
@@ -24,6 +25,9 @@ namespace synth::cpu {
 
 constexpr const char *kScheduleFormat = "synthc-schedule";
 constexpr int64_t kScheduleVersion = 1;
+
+/// One target class's fields as the file writes them (integers and strings).
+json::Value fieldsToJson(const sched::Schedule &schedule);
 
 /// Every kernel's schedule (after synth-assign-schedules), one entry per
 /// kernel in function and kernel order.

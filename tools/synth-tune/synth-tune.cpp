@@ -275,18 +275,6 @@ struct Candidate {
   sched::Schedule schedule;
 };
 
-json::Value fieldsJson(const sched::Schedule &s) {
-  json::Value fields = json::Value::object();
-  for (const auto &[name, value] : s.fields) {
-    if (const int64_t *i = std::get_if<int64_t>(&value)) {
-      fields.set(name, json::Value::integer(*i));
-    } else {
-      fields.set(name, json::Value::string(std::get<std::string>(value)));
-    }
-  }
-  return fields;
-}
-
 /// A schedule file giving each kernel its candidate on target class `cls`.
 json::Value scheduleFile(const std::map<std::string, Candidate> &candidates,
                          const std::string &cls, const std::string &note) {
@@ -298,7 +286,7 @@ json::Value scheduleFile(const std::map<std::string, Candidate> &candidates,
       entry.set("scheduler", json::Value::string(c.scheduler));
     } else {
       json::Value schedule = json::Value::object();
-      schedule.set(cls, fieldsJson(c.schedule));
+      schedule.set(cls, synth::cpu::fieldsToJson(c.schedule));
       entry.set("schedule", std::move(schedule));
     }
     kernels.push(std::move(entry));
@@ -935,7 +923,7 @@ int main(int argc, char **argv) {
   std::mt19937_64 rng(o.seed);
   std::map<std::string, std::set<std::string>> tried;
   for (const auto &[name, s] : defaults) {
-    tried[name].insert(json::serialize(fieldsJson(s)));
+    tried[name].insert(json::serialize(synth::cpu::fieldsToJson(s)));
   }
   std::map<std::string, sched::Schedule> bestExplicit = defaults;
   std::map<std::string, double> bestExplicitMs;
@@ -956,7 +944,7 @@ int main(int argc, char **argv) {
         if (!s) {
           continue;
         }
-        std::string text = json::serialize(fieldsJson(*s));
+        std::string text = json::serialize(synth::cpu::fieldsToJson(*s));
         if (tried[space.kernel].insert(text).second) {
           round[space.kernel] = Candidate{"", *s};
           break;
@@ -1004,7 +992,7 @@ int main(int argc, char **argv) {
         ++results[name].rejected;
         summary.notes.push_back(absl::StrCat(
             "round ", summary.rounds, ": kernel ", name, " with ",
-            json::serialize(fieldsJson(c.schedule)), " ",
+            json::serialize(synth::cpu::fieldsToJson(c.schedule)), " ",
             m.ok() ? "was rejected: " + m->problem
                    : "failed: " + std::string(m.status().message())));
         continue;
