@@ -3,9 +3,11 @@
 // Field tables per kernel kind and the default heuristic. A linear's register
 // block holds row_block x col_vectors accumulators plus col_vectors weight
 // vectors and one broadcast operand: on AVX-512 (32 registers) 6 x 4 + 4 + 1
-// = 29; on AVX2 and SSE4.1 (16 registers) 6 x 2 + 2 + 1 = 15. The P V block
-// of attention keeps pv_query_block x (head_dim / lanes) accumulators in
-// half of the registers.
+// = 29; on AVX2 and SSE4.1 (16 registers) 6 x 2 + 2 + 1 = 15. Fused
+// attention's two products per tile (scores = Q K^T, then P V) have blocks of
+// 4 queries x col_vectors vectors (16 or 8 accumulators, at least the FMA
+// latency times the FMA ports of these cores), so that 4 divides the default
+// query tile of 32.
 //
 //===----------------------------------------------------------------------===//
 
@@ -197,9 +199,16 @@ std::vector<FieldDef> fieldsOf(const KernelTraits &kernel) {
     fields.push_back(integerField(
         "key_tile", 1, 4096,
         "keys per step of the online softmax (the score tile's width)"));
+    fields.push_back(integerField(
+        "score_key_vectors", 1, 8,
+        "vectors of keys per register block of the score tile (with "
+        "score_query_block queries)"));
     fields.push_back(
         integerField("pv_query_block", 1, 16,
                      "queries per register block of the tile's P V product"));
+    fields.push_back(integerField(
+        "pv_value_vectors", 1, 8,
+        "vectors of the head dimension per register block of P V"));
     fields.push_back(integerField(
         "reduce_lanes", 0, 16,
         "lanes of the score tile's row max and sum (rfactor; 0: scalar); "
@@ -209,7 +218,8 @@ std::vector<FieldDef> fieldsOf(const KernelTraits &kernel) {
         choiceField("score_layout", {"keys_inner", "queries_inner"},
                     "storage order of the score and probability tiles"));
   }
-  if (hasOp(kernel, "fused_attention_grad") ||
+  if (hasOp(kernel, "fused_attention") ||
+      hasOp(kernel, "fused_attention_grad") ||
       hasOp(kernel, "attention_stats")) {
     fields.push_back(
         integerField("score_query_block", 1, 16,
@@ -267,8 +277,11 @@ Schedule defaultSchedule(const KernelTraits &kernel, const Isa &isa) {
     } else if (f.name == "key_tile") {
       v = int64_t{64};
     } else if (f.name == "pv_query_block") {
-      int64_t vectors = std::max<int64_t>(1, ceilDiv(kernel.headDim, lanes));
-      v = std::clamp<int64_t>(isa.registers / 2 / vectors, 1, 8);
+      v = int64_t{4};
+    } else if (f.name == "score_key_vectors") {
+      v = colVectors;
+    } else if (f.name == "pv_value_vectors") {
+      v = std::clamp<int64_t>(ceilDiv(kernel.headDim, lanes), 1, colVectors);
     } else if (f.name == "score_layout") {
       v = std::string("keys_inner");
     } else if (f.name == "score_query_block" || f.name == "grad_row_block") {

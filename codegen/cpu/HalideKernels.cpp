@@ -1929,11 +1929,15 @@ private:
     Func tileSum("tile_sum");
     tileSum(t, i, h, b) = 0.0f;
     tileSum(t, i, h, b) += prob(rk, t, i, h, b);
-    Func tileValues("tile_values");
-    tileValues(e, t, i, h, b) = 0.0f;
-    tileValues(e, t, i, h, b) +=
+    // P V of the tile: the reduction (computed per register block) and the
+    // tile it fills.
+    Func tileProduct("tile_pv");
+    tileProduct(e, t, i, h, b) = 0.0f;
+    tileProduct(e, t, i, h, b) +=
         prob(rk, t, i, h, b) *
         at(values, {b, h, Halide::min(t * tile + rk, keys - 1), e});
+    Func tileValues("tile_values");
+    tileValues(e, t, i, h, b) = tileProduct(e, t, i, h, b);
 
     // Online softmax state over key tiles: running max, sum, and sum of
     // probability-weighted values, merged tile by tile.
@@ -1965,8 +1969,11 @@ private:
     Expr mOld = state(at_)[0];
     Expr tm = tileMax(kt, query, h, b);
     Expr mNew = Halide::max(mOld, tm);
-    Expr aOld = Halide::exp(mOld - mNew);
-    Expr aTile = Halide::exp(tm - mNew);
+    // One of the two rescalings is exp(0) = 1: one exp per state element.
+    Expr grew = tm > mOld;
+    Expr ratio = Halide::exp(Halide::min(mOld, tm) - mNew);
+    Expr aOld = Halide::select(grew, ratio, 1.0f);
+    Expr aTile = Halide::select(grew, 1.0f, ratio);
     state(at_) = Halide::Tuple(
         mNew, state(at_)[1] * aOld + tileSum(kt, query, h, b) * aTile,
         state(at_)[2] * aOld + tileValues(e, kt, query, h, b) * aTile);
@@ -1978,11 +1985,23 @@ private:
     result(e, i, h, b) = Halide::select(l > 0.0f, state(from)[2] / l, 0.0f);
     define(out, v, result(v[3], v[2], v[1], v[0]));
 
-    attention_ =
-        AttentionFuncs{result, state,   tileScores, tileMax,
-                       prob,   tileSum, tileValues, kt,
-                       rk,     e,       i,          h,
-                       b,      t,       jj,         op.causal ? si : i};
+    attention_ = AttentionFuncs{result,
+                                state,
+                                tileScores,
+                                tileMax,
+                                prob,
+                                tileSum,
+                                tileValues,
+                                tileProduct,
+                                kt,
+                                rk,
+                                e,
+                                i,
+                                h,
+                                b,
+                                t,
+                                jj,
+                                op.causal ? si : i};
     hasAttention_ = true;
   }
 
@@ -2307,6 +2326,62 @@ private:
     }
   }
 
+  /// Computes `consumer` (already placed) in register blocks of `rows` of
+  /// its variable `y` x `vectors` vectors of `width` lanes of its first `x`
+  /// (of extent `extent`), and each reduction of `products` (a Func whose
+  /// first variable is x and whose variable `productRow` is y, with one
+  /// update over its RDom) per block: its pure
+  /// variables vectorized and unrolled, the reduction outermost, so that the
+  /// block's accumulators are a small constant allocation held in registers.
+  void registerBlock(Func consumer,
+                     const std::vector<std::pair<Func, RDom>> &products, Var x,
+                     Var y, int width, int extent, int vectors, int rows,
+                     int productRow = 1) {
+    int cols = std::max(1, std::min(vectors * width, extent));
+    std::string tag = consumer.name();
+    Var xo(tag + "_bxo"), xi(tag + "_bxi"), yo(tag + "_byo"), yi(tag + "_byi"),
+        xv(tag + "_bxv"), xl(tag + "_bxl");
+    consumer.split(x, xo, xi, cols, Halide::TailStrategy::GuardWithIf)
+        .split(y, yo, yi, rows, Halide::TailStrategy::GuardWithIf)
+        .reorder(xi, yi, xo, yo)
+        .split(xi, xv, xl, width, Halide::TailStrategy::GuardWithIf)
+        .vectorize(xl)
+        .unroll(xv)
+        .unroll(yi);
+    // The block's extents are upper bounds (a clamped or partial tile has
+    // fewer queries or keys), so each stage splits by them and unrolls the
+    // inner loops, whose outer loops then run once.
+    int colVectors = (cols + width - 1) / width;
+    for (auto [f, r] : products) {
+      std::vector<Var> args = f.args();
+      Var y = args[productRow];
+      auto block = [&](Halide::Stage stage, const std::string &s,
+                       bool reduction) {
+        Var pv(f.name() + s + "_bv"), pl(f.name() + s + "_bl"),
+            pvo(f.name() + s + "_bvo"), pvi(f.name() + s + "_bvi"),
+            yo(f.name() + s + "_byo"), yi(f.name() + s + "_byi");
+        std::vector<Halide::VarOrRVar> order = {pl, pvi, yi};
+        if (reduction) {
+          for (int d = 0; d < r.dimensions(); ++d) {
+            order.push_back(r[d]);
+          }
+        }
+        order.push_back(pvo);
+        order.push_back(yo);
+        stage.split(args[0], pv, pl, width, Halide::TailStrategy::GuardWithIf)
+            .split(pv, pvo, pvi, colVectors, Halide::TailStrategy::GuardWithIf)
+            .split(y, yo, yi, rows, Halide::TailStrategy::GuardWithIf)
+            .reorder(order)
+            .vectorize(pl)
+            .unroll(pvi)
+            .unroll(yi);
+      };
+      f.compute_at(consumer, xo);
+      block(f, "_s0", false);
+      block(f.update(), "_s1", true);
+    }
+  }
+
   void scheduleAttention(Func anchorOut) {
     AttentionFuncs &a = attention_;
     // The attention result is computed per (batch, head, query tile) inside
@@ -2353,20 +2428,15 @@ private:
         partial.update().vectorize(lane);
       }
     }
+    // P V for the tile: blocks of pv_query_block queries x pv_value_vectors
+    // vectors of the head dimension accumulate in registers while the keys
+    // stream past.
     a.tileValues.compute_at(a.state, a.kt);
-    a.tileValues.vectorize(a.e, width, Halide::TailStrategy::GuardWithIf);
-    // P V for the tile: blocks of pv_query_block queries x the head
-    // dimension stay in registers while the keys stream past (the key loop
-    // outside them).
-    Var qo("qo"), qi("qi");
-    a.tileValues.update()
-        .split(a.i, qo, qi, field("pv_query_block"),
-               Halide::TailStrategy::GuardWithIf)
-        .reorder(a.e, qi, a.rk.x, qo)
-        .vectorize(a.e, width, Halide::TailStrategy::GuardWithIf)
-        .unroll(qi);
+    int headDim = static_cast<int>(spec_.values[values_id()].shape[3]);
+    registerBlock(a.tileValues, {{a.tileProduct, a.rk}}, a.e, a.i, width,
+                  headDim, field("pv_value_vectors"), field("pv_query_block"),
+                  /*productRow=*/2);
     int keyWidth = vectorWidth(attentionKeyTile_);
-    a.tileScores.vectorize(a.jj, keyWidth, Halide::TailStrategy::GuardWithIf);
     a.prob.vectorize(a.jj, keyWidth, Halide::TailStrategy::GuardWithIf);
     if (choice("score_layout") == "queries_inner") {
       // Stored query-major: the P V product reads the tile along queries.
@@ -2375,17 +2445,16 @@ private:
       for (Func f : {a.tileScores, a.prob}) {
         f.reorder_storage(a.i, a.jj, a.t, a.h, a.b);
       }
-    } // Per-part score Funcs are evaluated for one key tile at a time; the
-    // per-query MLPs (dense, factorized dense) once per query tile.
-    for (auto &[f, r] : tileFuncs_) {
-      f.compute_at(a.state, a.kt);
-      f.vectorize(f.args()[0], keyWidth, Halide::TailStrategy::GuardWithIf);
-      // Reduction outside the queries: each row of the key-side operand is
-      // loaded once per tile and reused by every query of the tile.
-      f.update().reorder(f.args()[0], f.args()[1], r.x);
-      f.update().vectorize(f.args()[0], keyWidth,
-                           Halide::TailStrategy::GuardWithIf);
     }
+    // The score tile in blocks of score_query_block queries x
+    // score_key_vectors vectors of keys: each part's product (Q K^T, a
+    // dense score's second layer, R1 R2^T) accumulates there in registers
+    // over its reduction, reading one row of the key-side operand (stored
+    // key-major per tile) and broadcasting one value per query. The per-query
+    // MLPs (dense, factorized dense) run once per query tile.
+    registerBlock(a.tileScores, tileFuncs_, a.jj, a.i, keyWidth,
+                  attentionKeyTile_, field("score_key_vectors"),
+                  field("score_query_block"));
     for (Func f : transposed_) {
       f.compute_at(a.state, a.kt)
           .vectorize(f.args()[0], keyWidth, Halide::TailStrategy::GuardWithIf);
@@ -2422,7 +2491,8 @@ private:
     bool internal = false;
   };
   struct AttentionFuncs {
-    Func result, state, tileScores, tileMax, prob, tileSum, tileValues;
+    Func result, state, tileScores, tileMax, prob, tileSum, tileValues,
+        tileProduct;
     RDom kt, rk;
     Var e, i, h, b, t, jj;
     /// The state's query variable: i, or the query within its tile when the
