@@ -25,11 +25,14 @@
 #include "absl/strings/str_join.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OperationSupport.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 namespace synth::cpu {
@@ -108,6 +111,23 @@ std::vector<std::string> featuresOf(const std::string &target) {
   return features;
 }
 
+/// What decides a kernel's code: the kernel op printed (its body, operand
+/// and result types and attributes, the schedule among them) with its name
+/// taken out.
+std::string kernelIdentity(mlir::synth::KernelOp kernel,
+                           const std::string &name) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  kernel->print(os, mlir::OpPrintingFlags().useLocalScope());
+  os.flush();
+  const std::string quoted = "\"" + name + "\"";
+  for (size_t at = text.find(quoted); at != std::string::npos;
+       at = text.find(quoted, at)) {
+    text.replace(at, quoted.size(), "\"\"");
+  }
+  return text;
+}
+
 } // namespace
 
 absl::Status writeCpuArtifact(ModuleOp module,
@@ -154,11 +174,26 @@ absl::Status writeCpuArtifact(ModuleOp module,
     }
   }
 
-  // Compile every kernel, then the runtime, and link.
+  // Compile every distinct kernel, then the runtime, and link. Entries
+  // repeat kernels (gradients and train_step recompute the forward): a kernel
+  // identical to an earlier one but for its name is compiled once, and its
+  // name becomes an alias of the earlier one's symbol in kernels.so.
   std::vector<std::string> objects;
+  std::map<std::string, size_t> firstWithText;
+  std::vector<std::pair<std::string, std::string>> aliases;
+  std::vector<std::string> fallbacks(kernels.size());
   for (size_t i = 0; i < kernels.size(); ++i) {
     const KernelSpec &kernel = kernels[i];
-    std::string fallback;
+    auto [first, inserted] =
+        firstWithText.emplace(kernelIdentity(kernelOps[i], kernel.name), i);
+    if (!inserted) {
+      aliases.emplace_back(kernel.name, kernels[first->second].name);
+      if (!fallbacks[first->second].empty()) {
+        mlir::synth::setCpuScheduler(kernelOps[i], "");
+      }
+      continue;
+    }
+    std::string &fallback = fallbacks[i];
     absl::StatusOr<std::vector<std::string>> compiled = compileKernel(
         kernel, targets, (fs::path(objDir) / kernel.name).string(), &fallback);
     if (!compiled.ok()) {
@@ -183,6 +218,20 @@ absl::Status writeCpuArtifact(ModuleOp module,
     return s;
   }
   objects.push_back(runtimeObject);
+  if (!aliases.empty()) {
+    // An implicit linker script of symbol assignments (GNU ld and lld).
+    std::string script = (fs::path(objDir) / "aliases.ld").string();
+    std::ofstream out(script);
+    for (const auto &[alias, target] : aliases) {
+      out << alias << " = " << target << ";\n";
+    }
+    out.close();
+    if (!out) {
+      return absl::InternalError(
+          absl::StrCat("cannot write the kernel aliases to ", script));
+    }
+    objects.push_back(script);
+  }
   std::string soPath = (fs::path(options.output) / "kernels.so").string();
   if (absl::Status s = linkSharedObject(
           objects, soPath, (fs::path(objDir) / "link.log").string());
