@@ -221,14 +221,12 @@ absl::Status writeCpuArtifact(ModuleOp module,
   if (!aliases.empty()) {
     // An implicit linker script of symbol assignments (GNU ld and lld).
     std::string script = (fs::path(objDir) / "aliases.ld").string();
-    std::ofstream out(script);
+    std::string text;
     for (const auto &[alias, target] : aliases) {
-      out << alias << " = " << target << ";\n";
+      absl::StrAppend(&text, alias, " = ", target, ";\n");
     }
-    out.close();
-    if (!out) {
-      return absl::InternalError(
-          absl::StrCat("cannot write the kernel aliases to ", script));
+    if (absl::Status s = writeFileAtomic(script, text); !s.ok()) {
+      return s;
     }
     objects.push_back(script);
   }

@@ -2354,7 +2354,7 @@ private:
     int colVectors = (cols + width - 1) / width;
     for (auto [f, r] : products) {
       std::vector<Var> args = f.args();
-      Var y = args[productRow];
+      Var row = args[productRow];
       auto block = [&](Halide::Stage stage, const std::string &s,
                        bool reduction) {
         Var pv(f.name() + s + "_bv"), pl(f.name() + s + "_bl"),
@@ -2370,7 +2370,7 @@ private:
         order.push_back(yo);
         stage.split(args[0], pv, pl, width, Halide::TailStrategy::GuardWithIf)
             .split(pv, pvo, pvi, colVectors, Halide::TailStrategy::GuardWithIf)
-            .split(y, yo, yi, rows, Halide::TailStrategy::GuardWithIf)
+            .split(row, yo, yi, rows, Halide::TailStrategy::GuardWithIf)
             .reorder(order)
             .vectorize(pl)
             .unroll(pvi)
