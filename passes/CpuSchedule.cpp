@@ -193,6 +193,19 @@ std::vector<FieldDef> fieldsOf(const KernelTraits &kernel) {
         "per-row statistics (mean and variance, max and sum) computed at "
         "each output row or stored first"));
   }
+  if (std::count(kernel.ops.begin(), kernel.ops.end(), "linear") > 1) {
+    fields.push_back(choiceField(
+        "stack_order", {"weights", "rows"},
+        "linears of one input (synth-fuse-projections) as one product: each "
+        "weight's product in turn (weights), or every weight per row block "
+        "of the input (rows)"));
+  }
+  if (hasOp(kernel, "layer_norm") && hasOp(kernel, "linear")) {
+    fields.push_back(choiceField(
+        "prologue_at", {"block", "root"},
+        "a layer norm prologue (synth-fuse-projections) computed per row "
+        "block of the product that reads it, or stored whole first"));
+  }
   if (hasOp(kernel, "fused_attention")) {
     fields.push_back(integerField("query_tile", 1, 4096,
                                   "queries per online-softmax state"));
@@ -272,6 +285,14 @@ Schedule defaultSchedule(const KernelTraits &kernel, const Isa &isa) {
       v = std::string("tile");
     } else if (f.name == "row_stats_at") {
       v = std::string("row");
+    } else if (f.name == "prologue_at") {
+      // Stacked products read it once per weight (stack_order weights).
+      v = std::string(
+          std::count(kernel.ops.begin(), kernel.ops.end(), "linear") > 1
+              ? "root"
+              : "block");
+    } else if (f.name == "stack_order") {
+      v = std::string("weights");
     } else if (f.name == "query_tile") {
       v = int64_t{32};
     } else if (f.name == "key_tile") {

@@ -49,13 +49,21 @@ struct FormKernelsPass
     }
     unsigned index = 0;
     func.walk([&](KernelOp kernel) {
-      // The anchor is the kernel's first op, not counting copied positions.
+      // The anchor is the kernel's first op, not counting copied positions
+      // and a layer norm prologue (synth-fuse-projections): the linear it
+      // feeds.
       Operation *anchor = &kernel.getBody().front().front();
       for (Operation &op : kernel.getBody().front()) {
-        if (!isa<ToIndexOp>(op)) {
-          anchor = &op;
-          break;
+        if (isa<ToIndexOp>(op)) {
+          continue;
         }
+        anchor = &op;
+        if (isa<LayerNormOp>(op) &&
+            llvm::any_of(op.getUsers(),
+                         [](Operation *user) { return isa<LinearOp>(user); })) {
+          continue;
+        }
+        break;
       }
       kernel.setKernelName(
           (func.getSymName() + "_k" + Twine(index++) + "_" + anchorName(anchor))

@@ -89,6 +89,85 @@ KernelOp outlineIntoKernel(ArrayRef<Operation *> ops, StringRef name) {
   return kernel;
 }
 
+KernelOp fuseIntoKernel(ArrayRef<Operation *> units, StringRef name) {
+  llvm::SmallPtrSet<Operation *, 8> inGroup(units.begin(), units.end());
+  llvm::SetVector<Value> inputs;
+  for (Operation *unit : units) {
+    for (Value operand : unit->getOperands()) {
+      Operation *def = operand.getDefiningOp();
+      if (!def || !inGroup.contains(def)) {
+        inputs.insert(operand);
+      }
+    }
+  }
+  SmallVector<Value> outputs;
+  for (Operation *unit : units) {
+    for (Value result : unit->getResults()) {
+      if (llvm::any_of(result.getUsers(), [&](Operation *user) {
+            return !inGroup.contains(user);
+          })) {
+        outputs.push_back(result);
+      }
+    }
+  }
+  Operation *last = units.back();
+  OpBuilder b(last);
+  SmallVector<Type> resultTypes;
+  for (Value v : outputs) {
+    resultTypes.push_back(v.getType());
+  }
+  auto kernel =
+      KernelOp::create(b, last->getLoc(), resultTypes, b.getStringAttr(name),
+                       inputs.getArrayRef(), ScheduleAttr());
+  SmallVector<Type> argTypes;
+  SmallVector<Location> argLocs;
+  for (Value v : inputs) {
+    argTypes.push_back(v.getType());
+    argLocs.push_back(v.getLoc());
+  }
+  Block *body = b.createBlock(&kernel.getBody(), {}, argTypes, argLocs);
+  // Values of the enclosing block -> values inside the new kernel.
+  IRMapping outer;
+  for (auto [input, arg] : llvm::zip(inputs, body->getArguments())) {
+    outer.map(input, arg);
+  }
+  for (Operation *unit : units) {
+    auto inner = dyn_cast<KernelOp>(unit);
+    if (!inner) {
+      b.clone(*unit, outer);
+      continue;
+    }
+    Block &innerBody = inner.getBody().front();
+    IRMapping mapping;
+    for (auto [arg, operand] :
+         llvm::zip(innerBody.getArguments(), inner->getOperands())) {
+      mapping.map(arg, outer.lookup(operand));
+    }
+    for (Operation &op : innerBody.without_terminator()) {
+      b.clone(op, mapping);
+    }
+    for (auto [result, yielded] : llvm::zip(
+             inner->getResults(), innerBody.getTerminator()->getOperands())) {
+      outer.map(result, mapping.lookup(yielded));
+    }
+  }
+  SmallVector<Value> yielded;
+  for (Value v : outputs) {
+    yielded.push_back(outer.lookup(v));
+  }
+  YieldOp::create(b, last->getLoc(), yielded);
+  for (auto [output, result] : llvm::zip(outputs, kernel.getResults())) {
+    output.replaceUsesWithIf(result, [&](OpOperand &use) {
+      return !inGroup.contains(use.getOwner());
+    });
+  }
+  for (Operation *unit : llvm::reverse(units)) {
+    unit->dropAllUses();
+    unit->erase();
+  }
+  return kernel;
+}
+
 std::string cpuScheduler(KernelOp kernel) {
   if (auto attr = kernel->getAttrOfType<StringAttr>("cpu_scheduler")) {
     return attr.str();

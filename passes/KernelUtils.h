@@ -14,6 +14,14 @@ namespace mlir::synth {
 /// schedule yet.
 KernelOp outlineIntoKernel(ArrayRef<Operation *> ops, StringRef name);
 
+/// Joins `units` (all in one block, in block order; each a synth.kernel or a
+/// loose synth op without position operands) into one new synth.kernel
+/// placed where the last of them was: the kernels' bodies and the loose ops
+/// are cloned in order, values passed between units stay inside, values used
+/// outside become results. The caller makes sure that nothing between the
+/// units uses a result of an earlier one. The kernel has no schedule yet.
+KernelOp fuseIntoKernel(ArrayRef<Operation *> units, StringRef name);
+
 /// What the kernel's schedule depends on: its ops and attention shapes.
 ::synth::sched::KernelTraits kernelTraits(KernelOp kernel);
 

@@ -49,6 +49,13 @@ struct FusionOptions {
   /// their producers' kernels (synth-fuse-elementwise). Off, every op is a
   /// kernel of its own.
   bool elementwise = true;
+  /// "projections": linears that read one input (Q, K and V) join one kernel
+  /// (synth-fuse-projections). CPU only: the CUDA back end lowers one linear
+  /// per kernel, and synthc turns it off there.
+  bool projections = true;
+  /// "prologue": a layer norm joins the kernel of the linears it feeds
+  /// (synth-fuse-projections). CPU only, as `projections`.
+  bool prologue = true;
 };
 
 /// The names of the fusion switches, in documentation order.

@@ -62,6 +62,40 @@ def FuseElementwise : Pass<"synth-fuse-elementwise", "::mlir::func::FuncOp"> {
   let dependentDialects = ["::mlir::synth::SynthDialect"];
 }
 
+def FuseProjections : Pass<"synth-fuse-projections", "::mlir::func::FuncOp"> {
+  let summary = "Linears of one input as one kernel, and a layer norm as the prologue of the linears it feeds";
+  let description = [{
+    Runs after `synth-fuse-elementwise`, on its kernels (or on loose linears
+    when it did not run).
+
+    `projections`: linears that read the same value with weights of the same
+    type and layout (an attention layer's Q, K and V projections, each with
+    its head split; cross-attention's K and V) join one kernel with one
+    result per projection. The CPU back end computes them as one product with
+    the weights stacked: each block of the input's rows is loaded once for
+    all of them. A member's results must be used only after the last member
+    (the joint kernel takes its place).
+
+    `prologue`: a layer norm whose result is read only by one linear, or by
+    one kernel and there only as its linears' input, joins that kernel: the
+    CPU back end normalizes the rows where its product needs them (schedule
+    field `prologue_at`) instead of writing the normalized tensor and reading
+    it back. (In the training functions the weight gradients read the
+    normalized tensor too, so the layer norm stays a kernel of its own.)
+
+    Both are fusion switches of `synthc --no-fuse` and of
+    `synth-cpu-kernels{no-fuse}`. The CUDA back end lowers one linear per
+    kernel, so synthc turns both off for CUDA targets.
+  }];
+  let options = [
+    Option<"projections", "projections", "bool", "true",
+           "join linears that read the same input">,
+    Option<"prologue", "prologue", "bool", "true",
+           "join a layer norm to the linear kernel that reads it">,
+  ];
+  let dependentDialects = ["::mlir::synth::SynthDialect"];
+}
+
 def FormKernels : Pass<"synth-form-kernels", "::mlir::func::FuncOp"> {
   let summary = "Wrap every remaining op in a kernel and name the kernels";
   let description = [{

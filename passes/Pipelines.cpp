@@ -20,7 +20,8 @@ namespace mlir::synth {
 //===----------------------------------------------------------------------===//
 
 ArrayRef<StringRef> fusionSwitchNames() {
-  static const StringRef names[] = {"attention", "elementwise"};
+  static const StringRef names[] = {"attention", "elementwise", "projections",
+                                    "prologue"};
   return names;
 }
 
@@ -34,6 +35,10 @@ std::optional<std::string> disableFusions(StringRef names,
       fusion.attention = false;
     } else if (name == "elementwise") {
       fusion.elementwise = false;
+    } else if (name == "projections") {
+      fusion.projections = false;
+    } else if (name == "prologue") {
+      fusion.prologue = false;
     } else {
       return (name.empty() ? std::string("an empty fusion name")
                            : "unknown fusion '" + name.str() + "'") +
@@ -81,9 +86,17 @@ void buildCpuKernelPipeline(OpPassManager &pm,
   if (fusion.elementwise) {
     pm.addNestedPass<func::FuncOp>(createFuseElementwise());
   }
-  // 5. Everything else becomes a kernel of its own.
+  // 5. Linears of one input (Q, K, V) as one kernel; a layer norm as the
+  //    prologue of the linears it feeds.
+  if (fusion.projections || fusion.prologue) {
+    FuseProjectionsOptions projections;
+    projections.projections = fusion.projections;
+    projections.prologue = fusion.prologue;
+    pm.addNestedPass<func::FuncOp>(createFuseProjections(projections));
+  }
+  // 6. Everything else becomes a kernel of its own.
   pm.addNestedPass<func::FuncOp>(createFormKernels());
-  // 6. Every kernel's schedule for each target class of the build: defaults
+  // 7. Every kernel's schedule for each target class of the build: defaults
   //    for the fields not set yet, all of them checked.
   AssignSchedulesOptions schedules;
   if (scheduleTargets.empty()) {
@@ -92,7 +105,7 @@ void buildCpuKernelPipeline(OpPassManager &pm,
     schedules.targets.assign(scheduleTargets.begin(), scheduleTargets.end());
   }
   pm.addNestedPass<func::FuncOp>(createAssignSchedules(schedules));
-  // 7. Temporaries share an arena by liveness.
+  // 8. Temporaries share an arena by liveness.
   pm.addNestedPass<func::FuncOp>(createPlanMemory());
 }
 
@@ -103,7 +116,8 @@ struct CpuKernelPipelineOptions
     : public PassPipelineOptions<CpuKernelPipelineOptions> {
   ListOption<std::string> noFuse{
       *this, "no-fuse",
-      llvm::cl::desc("fusions to skip: attention, elementwise")};
+      llvm::cl::desc(
+          "fusions to skip: attention, elementwise, projections, prologue")};
 };
 
 } // namespace

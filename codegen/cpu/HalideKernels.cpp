@@ -173,8 +173,9 @@ public:
       f(reversed) = param(reversed);
       values_[i] = TensorFunc{f, t.shape};
     }
-    for (const OpSpec &op : spec_.ops) {
-      emit(op);
+    groupStackedLinears();
+    for (opIndex_ = 0; opIndex_ < spec_.ops.size(); ++opIndex_) {
+      emit(spec_.ops[opIndex_]);
     }
     std::vector<Func> outputs;
     for (int id : spec_.outputs) {
@@ -214,6 +215,47 @@ public:
 
 private:
   const TensorFunc &value(int id) const { return values_.at(id); }
+
+  /// Linears of one input with weights of one shape and layout (Q, K and V
+  /// after synth-fuse-projections) share one product.
+  void groupStackedLinears() {
+    std::map<size_t, std::vector<size_t>> groups; // first op -> members
+    for (size_t i = 0; i < spec_.ops.size(); ++i) {
+      const OpSpec &op = spec_.ops[i];
+      if (op.kind != OpKind::Linear) {
+        continue;
+      }
+      auto match = std::find_if(groups.begin(), groups.end(), [&](auto &g) {
+        const OpSpec &l = spec_.ops[g.first];
+        return l.operands[0] == op.operands[0] &&
+               l.transposeWeight == op.transposeWeight &&
+               spec_.values[l.operands[1]].shape ==
+                   spec_.values[op.operands[1]].shape;
+      });
+      if (match == groups.end()) {
+        groups[i] = {i};
+      } else {
+        match->second.push_back(i);
+      }
+    }
+    for (const auto &[leader, members] : groups) {
+      if (members.size() < 2) {
+        continue;
+      }
+      for (size_t slot = 0; slot < members.size(); ++slot) {
+        stacked_[members[slot]] = {leader, static_cast<int>(slot)};
+      }
+    }
+  }
+
+  /// How many linears share the product of the group led by `leader`.
+  int stackedSlots(size_t leader) const {
+    int n = 0;
+    for (const auto &[index, group] : stacked_) {
+      n += group.first == leader;
+    }
+    return n;
+  }
 
   void setResult(const OpSpec &op, Func f) {
     values_[op.result] = TensorFunc{f, spec_.values[op.result].shape};
@@ -298,49 +340,110 @@ private:
       RDom r(0, static_cast<int>(d), absl::StrCat("ln_r", op.result));
       std::vector<Expr> xr = rowIdx;
       xr.push_back(r);
+      // The row sums as explicit reductions, so that a prologue's schedule
+      // can split them across vector lanes (rfactor).
+      std::vector<Var> rowsReversed(rows.rbegin(), rows.rend());
+      Func sum(absl::StrCat("ln_sum_", op.result));
+      define(sum, rows, 0.0f);
+      sum(rowsReversed) += at(x, xr);
       Func mean(absl::StrCat("ln_mean_", op.result));
-      define(mean, rows, Halide::sum(at(x, xr)) / static_cast<float>(d));
-      Func var(absl::StrCat("ln_var_", op.result));
+      define(mean, rows,
+             at(TensorFunc{sum, {}}, rowIdx) / static_cast<float>(d));
+      Func squares(absl::StrCat("ln_squares_", op.result));
       Expr centered = at(x, xr) - at(TensorFunc{mean, {}}, rowIdx);
+      define(squares, rows, 0.0f);
+      squares(rowsReversed) += centered * centered;
+      Func var(absl::StrCat("ln_var_", op.result));
       define(var, rows,
-             Halide::sum(centered * centered) / static_cast<float>(d));
+             at(TensorFunc{squares, {}}, rowIdx) / static_cast<float>(d));
       Expr inv =
           1.0f / Halide::sqrt(at(TensorFunc{var, {}}, rowIdx) + op.epsilon);
       define(f, v,
              (at(x, e) - at(TensorFunc{mean, {}}, rowIdx)) * inv *
                      at(value(op.operands[1]), {e.back()}) +
                  at(value(op.operands[2]), {e.back()}));
-      rowStats_.push_back({mean, f});
-      rowStats_.push_back({var, f});
+      bool isPrologue = std::any_of(spec_.ops.begin(), spec_.ops.end(),
+                                    [&](const OpSpec &user) {
+                                      return user.kind == OpKind::Linear &&
+                                             user.operands[0] == op.result;
+                                    }) &&
+                        std::find(spec_.outputs.begin(), spec_.outputs.end(),
+                                  op.result) == spec_.outputs.end();
+      if (isPrologue) {
+        prologues_[op.result] = f;
+        prologueStats_.push_back({mean, f});
+        prologueStats_.push_back({var, f});
+        prologueSums_.push_back({sum, f, r});
+        prologueSums_.push_back({squares, f, r});
+      } else {
+        rowStats_.push_back({mean, f});
+        rowStats_.push_back({var, f});
+      }
       break;
     }
     case OpKind::Linear: {
       const TensorFunc &x = value(op.operands[0]);
-      const TensorFunc &w = value(op.operands[1]);
       int64_t in = x.shape.back();
-      RDom r(0, static_cast<int>(in), absl::StrCat("k", op.result));
-      std::vector<Expr> xi(e.begin(), e.end() - 1);
-      xi.push_back(r);
-      Expr weight = at(w, {r, e.back()});
-      if (op.transposeWeight) {
+      // Weight (input r, output o) of a linear.
+      auto weightOf = [&](const OpSpec &linear, Expr o, Expr r) -> Expr {
+        const TensorFunc &w = value(linear.operands[1]);
+        if (!linear.transposeWeight) {
+          return at(w, {r, o});
+        }
         // W is [out, in]: a transposed copy keeps the product's loads
         // contiguous along the output dimension.
-        Func wt(absl::StrCat("weight_t_", op.result));
+        Func wt(absl::StrCat("weight_t_", linear.result));
         Var wo("wo"), wi("wi");
         wt(wo, wi) = at(w, {wo, wi});
         weightCopies_.push_back(wt);
-        weight = wt(e.back(), r);
+        return wt(o, r);
+      };
+      auto prologue = prologues_.find(op.operands[0]);
+      Func prologueFunc =
+          prologue == prologues_.end() ? Func() : prologue->second;
+      std::vector<Expr> call(e.rbegin(), e.rend());
+      Expr product;
+      auto stacked = stacked_.find(opIndex_);
+      if (stacked == stacked_.end() || stacked->second.second == 0) {
+        RDom r(0, static_cast<int>(in), absl::StrCat("k", op.result));
+        std::vector<Expr> xi(e.begin(), e.end() - 1);
+        xi.push_back(r);
+        std::vector<Var> reversed(v.rbegin(), v.rend());
+        Func mm(absl::StrCat("matmul_", op.result));
+        int slots = 1;
+        if (stacked == stacked_.end()) {
+          define(mm, v, 0.0f);
+          mm(reversed) += at(x, xi) * weightOf(op, e.back(), r);
+        } else {
+          // The group's weights stacked along the product's outermost
+          // dimension, which the schedule unrolls: each copy of the loop nest
+          // reads one weight.
+          std::vector<Expr> weights;
+          for (const auto &[index, group] : stacked_) {
+            if (group.first == opIndex_) {
+              weights.push_back(weightOf(spec_.ops[index], e.back(), r));
+            }
+          }
+          slots = static_cast<int>(weights.size());
+          Var slot(absl::StrCat("slot", op.result));
+          reversed.push_back(slot);
+          mm(reversed) = 0.0f;
+          mm(reversed) += at(x, xi) * Halide::mux(slot, weights);
+          stackedMatmul_[opIndex_] = matmuls_.size();
+          call.push_back(0);
+        }
+        matmuls_.push_back({mm, f, r, {}, false, slots, prologueFunc});
+        product = mm(call);
+      } else {
+        const MatmulFuncs &shared =
+            matmuls_.at(stackedMatmul_.at(stacked->second.first));
+        call.push_back(stacked->second.second);
+        product = shared.mm(call);
       }
-      Func mm(absl::StrCat("matmul_", op.result));
-      define(mm, v, 0.0f);
-      std::vector<Var> reversed(v.rbegin(), v.rend());
-      mm(reversed) += at(x, xi) * weight;
-      Expr out = at(TensorFunc{mm, shape}, e);
       if (op.hasBias) {
-        out = out + at(value(op.operands[2]), {e.back()});
+        product = product + at(value(op.operands[2]), {e.back()});
       }
-      define(f, v, out);
-      matmuls_.push_back({mm, f, r});
+      define(f, v, product);
       break;
     }
     case OpKind::Relu:
@@ -2040,6 +2143,58 @@ private:
   }
 
   /// Parallel over the outermost dimension, vectorized along the innermost.
+  /// A layer norm prologue read by `mm`: its normalized rows computed per
+  /// row block of the product (`block`, at `rows`) or stored whole first
+  /// (`root`; also when more than one product reads it), its row statistics
+  /// per row of it or stored first (row_stats_at).
+  void schedulePrologue(Func f, Halide::LoopLevel rows) {
+    if (!f.defined()) {
+      return;
+    }
+    int readers = 0;
+    for (const auto &mm : matmuls_) {
+      readers += mm.prologue.defined() && mm.prologue.name() == f.name();
+    }
+    std::vector<Var> args = f.args();
+    if (choice("prologue_at") == "block" && readers == 1) {
+      f.compute_at(rows);
+    } else {
+      f.compute_root();
+      if (args.size() > 1 && parallelOn()) {
+        parallel(f, args.back());
+      }
+    }
+    f.vectorize(args[0], vectorWidth(values_shape(f).back()),
+                Halide::TailStrategy::GuardWithIf);
+    bool perRow = choice("row_stats_at") == "row" && args.size() > 1;
+    for (auto &[stat, out] : prologueStats_) {
+      if (out.name() == f.name()) {
+        perRow ? stat.compute_at(f, args[1]) : stat.compute_root();
+      }
+    }
+    // Each row sum in vector_width partial sums, added up at the end (a
+    // serial sum of one row would wait on the adder's latency at every step).
+    int lanes = vectorWidth(values_shape(f).back());
+    int index = 0;
+    for (PrologueSum &ps : prologueSums_) {
+      if (ps.out.name() != f.name()) {
+        continue;
+      }
+      perRow ? ps.sum.compute_at(f, args[1]) : ps.sum.compute_root();
+      if (lanes > 1) {
+        Halide::RVar outer(absl::StrCat(ps.sum.name(), "_ro")),
+            inner(absl::StrCat(ps.sum.name(), "_ri"));
+        Var lane(absl::StrCat(ps.sum.name(), "_lane", index++));
+        Func partial = ps.sum.update()
+                           .split(ps.r.x, outer, inner, lanes,
+                                  Halide::TailStrategy::GuardWithIf)
+                           .rfactor(inner, lane);
+        partial.compute_at(ps.sum, Halide::Var::outermost()).vectorize(lane);
+        partial.update().vectorize(lane);
+      }
+    }
+  }
+
   void scheduleOutput(Func f, const std::vector<int64_t> &shape) {
     f.compute_root();
     if (shape.empty()) {
@@ -2063,7 +2218,7 @@ private:
     // through an elementwise epilogue) is computed tile by tile inside it.
     MatmulFuncs *epilogueMatmul = nullptr;
     for (MatmulFuncs &mm : matmuls_) {
-      if (!mm.internal && outputs.size() == 1 &&
+      if (!mm.internal && mm.slots == 1 && outputs.size() == 1 &&
           values_shape(mm.out) == anchorShape && anchorShape.size() >= 2 &&
           choice("matmul_at") == "tile") {
         epilogueMatmul = &mm;
@@ -2112,6 +2267,7 @@ private:
         }
         mm.mm.compute_at(anchorOut, oo);
         mm.mm.vectorize(args[0], width, Halide::TailStrategy::GuardWithIf);
+        schedulePrologue(mm.prologue, Halide::LoopLevel(anchorOut, ro));
         Halide::Stage u = mm.mm.update();
         if (unrollK > 1) {
           u.split(mm.r.x, rxo, rxi, unrollK, Halide::TailStrategy::GuardWithIf);
@@ -2138,9 +2294,19 @@ private:
       std::vector<Halide::VarOrRVar> order = {oi, ri};
       order.insert(order.end(), reduction.begin(), reduction.end());
       order.push_back(oo);
+      // Stacked linears: every weight per row block of the input
+      // (stack_order rows), or each weight's product in turn (weights).
+      size_t dims = args.size() - (mm.slots > 1 ? 1 : 0);
+      bool slotsInside = mm.slots > 1 && choice("stack_order") == "rows";
+      if (slotsInside) {
+        order.push_back(args.back());
+      }
       order.push_back(ro);
-      for (size_t a = 2; a < args.size(); ++a) {
+      for (size_t a = 2; a < dims; ++a) {
         order.push_back(args[a]);
+      }
+      if (mm.slots > 1 && !slotsInside) {
+        order.push_back(args.back());
       }
       Halide::Stage u = mm.mm.update();
       u.split(args[0], oo, oi, outTile, Halide::TailStrategy::GuardWithIf)
@@ -2154,9 +2320,13 @@ private:
       if (unrollK > 1) {
         u.unroll(rxi);
       }
+      if (mm.slots > 1) {
+        u.unroll(args.back());
+      }
+      schedulePrologue(mm.prologue, Halide::LoopLevel(mm.mm, ro));
       if (par == "outer") {
-        parallel(u, args.size() > 2 ? Halide::VarOrRVar(args.back())
-                                    : Halide::VarOrRVar(ro));
+        parallel(u, dims > 2 ? Halide::VarOrRVar(args[dims - 1])
+                             : Halide::VarOrRVar(ro));
       } else if (par == "row_blocks") {
         parallel(u, ro);
       } else if (par == "col_blocks") {
@@ -2489,6 +2659,11 @@ private:
     /// Always stored whole (an operand of another product), never computed
     /// per tile of the kernel's output.
     bool internal = false;
+    /// Linears of one input with stacked weights (synth-fuse-projections):
+    /// the product's outermost dimension picks the weight, 1 otherwise.
+    int slots = 1;
+    /// The input it reads when that is a layer norm prologue of the kernel.
+    Func prologue = {};
   };
   struct AttentionFuncs {
     Func result, state, tileScores, tileMax, prob, tileSum, tileValues,
@@ -2506,6 +2681,22 @@ private:
   std::map<int, TensorFunc> values_;
   std::vector<MatmulFuncs> matmuls_;
   std::vector<std::pair<Func, Func>> rowStats_;
+  /// Linears that share one product (same input, weights of one shape and
+  /// layout): op index -> (index of the group's first op, slot).
+  std::map<size_t, std::pair<size_t, int>> stacked_;
+  /// The group's product, by the index of its first op.
+  std::map<size_t, size_t> stackedMatmul_;
+  size_t opIndex_ = 0;
+  /// Layer norms of the kernel whose result a linear reads (prologues):
+  /// value id -> the normalized Func, with their row statistics.
+  std::map<int, Func> prologues_;
+  std::vector<std::pair<Func, Func>> prologueStats_;
+  /// A prologue's row sums: the sum, the normalized Func, the reduction.
+  struct PrologueSum {
+    Func sum, out;
+    RDom r;
+  };
+  std::vector<PrologueSum> prologueSums_;
   std::vector<Func> roots_;
   std::map<std::string, Func> partFuncs_;
   /// Score and per-query Funcs with the reduction domain of their update.

@@ -194,17 +194,26 @@ TEST(ScheduleFields, EveryFieldChangesTheLoweredStatement) {
   EXPECT_TRUE(uncovered.empty())
       << "schedule fields that change no kernel's statement:" << missing;
   // Every kind the models have, and every field of it, was tried.
-  for (const char *key :
-       {"linear.row_block", "linear.col_vectors", "linear.reduction_unroll",
-        "linear.matmul_at", "fused_attention.key_tile",
-        "fused_attention.query_tile", "fused_attention.pv_query_block",
-        "fused_attention.pv_value_vectors", "fused_attention.score_key_vectors",
-        "fused_attention.score_query_block", "fused_attention.reduce_lanes",
-        "fused_attention.score_layout", "fused_attention_grad.grad_tile",
-        "fused_attention_grad.grad_batch_tile",
-        "attention_stats.stats_query_tile",
-        "linear_weight_grad.wgrad_row_block", "elementwise.vector_width",
-        "elementwise.parallel"}) {
+  for (const char *key : {"linear.row_block",
+                          "linear.col_vectors",
+                          "linear.reduction_unroll",
+                          "linear.matmul_at",
+                          "linear.prologue_at",
+                          "linear.stack_order",
+                          "fused_attention.key_tile",
+                          "fused_attention.query_tile",
+                          "fused_attention.pv_query_block",
+                          "fused_attention.pv_value_vectors",
+                          "fused_attention.score_key_vectors",
+                          "fused_attention.score_query_block",
+                          "fused_attention.reduce_lanes",
+                          "fused_attention.score_layout",
+                          "fused_attention_grad.grad_tile",
+                          "fused_attention_grad.grad_batch_tile",
+                          "attention_stats.stats_query_tile",
+                          "linear_weight_grad.wgrad_row_block",
+                          "elementwise.vector_width",
+                          "elementwise.parallel"}) {
     EXPECT_TRUE(covered.count(key)) << key;
   }
 }

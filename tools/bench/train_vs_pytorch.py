@@ -24,6 +24,8 @@ copied, with the parameter table's tensors as float32 leaf tensors. Variants, al
          random scores (which do not depend on the tokens) are softmaxed once per step, not per sequence
   sdpa   fused, with the dot-product attention core as scaled_dot_product_attention(is_causal=True)
          (dot-product models only; torch 1.13 has it as F._scaled_dot_product_attention)
+  compile  sdpa (fused for the synthesizers), its forward and loss compiled by torch.compile (PyTorch 2.x; with
+         SYNTH_BENCH_TORCH_PYTHON=build/bench-venv/bin/python)
 Every variant's loss and gradients are checked against naive's on the benchmark batch (relative error <= 1e-5
 for the loss, <= 1e-4 for every gradient; a finite excess is rechecked in float64 at 1e-9, as
 torch_crosscheck.py does) before its time is trusted; the fastest checked variant is the anchor.
@@ -53,9 +55,11 @@ import tempfile
 import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-TORCH_PYTHON = "/usr/bin/python3"  # Debian's python3-torch; other interpreters here lack torch
+# The interpreter with PyTorch: Debian's python3-torch (1.13) by default; SYNTH_BENCH_TORCH_PYTHON picks another,
+# e.g. build/bench-venv/bin/python with PyTorch 2.x from PyPI (tools/bench/tuned_vs_pytorch.py creates it).
+TORCH_PYTHON = os.environ.get("SYNTH_BENCH_TORCH_PYTHON", "/usr/bin/python3")
 DEFAULT_MODELS = ["models/lm/dot.json", "models/lm/random.json"]
-VARIANTS = ["naive", "fused", "sdpa"]
+VARIANTS = ["naive", "fused", "sdpa", "compile"]
 LOSS_TOLERANCE = 1e-5
 GRADIENT_TOLERANCE = 1e-4
 ADAMW = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01}
@@ -95,6 +99,9 @@ WANTED_ENV = {
     "OMP_WAIT_POLICY": os.environ.get("SYNTH_BENCH_OMP_WAIT_POLICY", "PASSIVE"),
     "GLIBC_TUNABLES": os.environ.get("SYNTH_BENCH_GLIBC_TUNABLES",
                                      "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296"),
+    # torch.compile's Inductor otherwise compiles in a pool of worker processes that outlives the compilation and
+    # slowed synthc's kernels, timed in the same run, by up to 1.6x (AMD EPYC Zen 4, 2026-12-03).
+    "TORCHINDUCTOR_COMPILE_THREADS": os.environ.get("SYNTH_BENCH_TORCHINDUCTOR_COMPILE_THREADS", "1"),
 }
 # The values these had before, so that synthc's processes run in the environment the script was started in.
 ORIGINAL_PREFIX = "SYNTH_BENCH_ORIGINAL_"
@@ -212,7 +219,12 @@ class FusedModel(crosscheck.TorchModel):
 def build_model(variant, cfg, table, weights, dtype=torch.float32):
     if variant == "naive":
         return crosscheck.TorchModel(cfg, table, weights, dtype)
-    return FusedModel(cfg, table, weights, dtype, sdpa_function()[0] if variant == "sdpa" else None)
+    sdpa = sdpa_function()[0] if variant in ("sdpa", "compile") else None
+    model = FusedModel(cfg, table, weights, dtype, sdpa)
+    if variant == "compile":
+        # torch.compile (Inductor) of the forward and loss; AOTAutograd compiles the backward.
+        model.run = torch.compile(model.run)
+    return model
 
 
 def loss_and_gradients(model, names, inputs):
@@ -540,7 +552,8 @@ def main():
 
             # Check every variant against naive (TorchModel) on this batch before timing any of them.
             variants = [v for v in args.torch_variants
-                        if v != "sdpa" or (sdpa_name and any(uses_dot(s) for s in cfg.decoder))]
+                        if (v != "sdpa" or (sdpa_name and any(uses_dot(s) for s in cfg.decoder)))
+                        and (v != "compile" or hasattr(torch, "compile"))]
             naive = Trainer("naive", cfg, table, weights, inputs)
             reference = loss_and_gradients(naive.model, naive.names, inputs)
             print(f"{name}: {path}, {len(table)} parameter tensors; check against naive "

@@ -59,7 +59,10 @@ constexpr const char *kUsage = R"(usage:
   --schedule=FILE  apply a schedule file (edited from --emit=schedule, or written by synth-tune) to the CPU kernels
   --no-fuse=LIST   skip fusions (comma list, repeatable; docs/schedules.md): attention (score ops, softmax and the
                    value product as separate kernels; forward entries only, no --train/--gradients; CPU only),
-                   elementwise (every bias, activation, residual and head layout op a kernel of its own)
+                   elementwise (every bias, activation, residual and head layout op a kernel of its own),
+                   projections (linears of one input, e.g. Q, K and V, as separate kernels), prologue (a layer
+                   norm as a kernel of its own, not the prologue of the linear it feeds); CUDA targets always
+                   build these two unfused
   --cpu-scheduler=S  who schedules the CPU kernels: explicit (the schedule fields, default), or one of Halide's
                    autoschedulers adams2019, li2018, mullapudi2016 (plugins of Debian's libhalide14-1); a schedule
                    file's "scheduler" entries override it per kernel
@@ -307,7 +310,8 @@ int parseOptions(int argc, char **argv, Options &options) {
                       " needs -o DIRECTORY (the artifact)");
   }
   const mlir::synth::FusionOptions &fusion = options.fusion;
-  if (!fusion.attention || !fusion.elementwise) {
+  if (!fusion.attention || !fusion.elementwise || !fusion.projections ||
+      !fusion.prologue) {
     bool cuda = options.target == "cuda" || options.emit == "gpu" ||
                 options.emit == "nvvm" || options.emit == "ptx";
     if (options.stats || options.emit == "weights" ||
@@ -408,9 +412,15 @@ int main(int argc, char **argv) {
   }
   if (kernels) {
     mlir::PassManager pm(&context);
+    mlir::synth::FusionOptions fusion = options.fusion;
+    if (cudaStage || options.target == "cuda") {
+      // The CUDA back end lowers one linear per kernel, without a prologue.
+      fusion.projections = false;
+      fusion.prologue = false;
+    }
     mlir::synth::buildCpuKernelPipeline(
         pm, options.training, synth::cpu::scheduleClasses(options.hostOnly),
-        options.fusion);
+        fusion);
     if (mlir::failed(pm.run(**module))) {
       return fail(options.model + ": the CPU kernel pipeline failed");
     }
