@@ -1,13 +1,14 @@
 //===- FuseProjections.cpp - linears of one input, and their layer norm ---===//
 //
-// Two fusions on the kernels that synth-fuse-elementwise formed (or on loose
-// linears when it did not run):
+// Two fusions on the kernels that synth-fuse-elementwise formed and on loose
+// linears (which merge only when nothing between them uses the earlier ones'
+// results, so not a chain of linear, split, linear, split):
 //
 // - projections: linears that read the same value with weights of the same
 //   type and layout (an attention layer's Q, K and V projections, each with
 //   its head split; cross-attention's K and V) become one kernel, which the
-//   CPU back end computes as one product over the input's rows with the
-//   weights stacked, each row block of the input loaded once for all of them.
+//   CPU back end computes as one product with the weights stacked (with
+//   stack_order = rows, each row block of the input loaded once for all).
 // - prologue: a layer norm whose result only one linear kernel reads joins
 //   that kernel, which normalizes rows where its product needs them instead
 //   of writing the normalized tensor and reading it back.

@@ -65,16 +65,17 @@ def FuseElementwise : Pass<"synth-fuse-elementwise", "::mlir::func::FuncOp"> {
 def FuseProjections : Pass<"synth-fuse-projections", "::mlir::func::FuncOp"> {
   let summary = "Linears of one input as one kernel, and a layer norm as the prologue of the linears it feeds";
   let description = [{
-    Runs after `synth-fuse-elementwise`, on its kernels (or on loose linears
-    when it did not run).
+    Runs after `synth-fuse-elementwise`, on its kernels and on loose linears.
 
     `projections`: linears that read the same value with weights of the same
     type and layout (an attention layer's Q, K and V projections, each with
     its head split; cross-attention's K and V) join one kernel with one
     result per projection. The CPU back end computes them as one product with
-    the weights stacked: each block of the input's rows is loaded once for
-    all of them. A member's results must be used only after the last member
-    (the joint kernel takes its place).
+    the weights stacked (field `stack_order`: each weight in turn, or every
+    weight per block of the input's rows, loaded once for all of them). A
+    member's results must be used only after the last member (the joint
+    kernel takes its place), so loose linears each followed by its own head
+    split (`synth-fuse-elementwise` off) stay apart.
 
     `prologue`: a layer norm whose result is read only by one linear, or by
     one kernel and there only as its linears' input, joins that kernel: the

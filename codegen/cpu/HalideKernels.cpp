@@ -248,15 +248,6 @@ private:
     }
   }
 
-  /// How many linears share the product of the group led by `leader`.
-  int stackedSlots(size_t leader) const {
-    int n = 0;
-    for (const auto &[index, group] : stacked_) {
-      n += group.first == leader;
-    }
-    return n;
-  }
-
   void setResult(const OpSpec &op, Func f) {
     values_[op.result] = TensorFunc{f, spec_.values[op.result].shape};
   }
@@ -2148,7 +2139,8 @@ private:
   /// (`root`; also when more than one product reads it), its row statistics
   /// per row of it or stored first (row_stats_at).
   void schedulePrologue(Func f, Halide::LoopLevel rows) {
-    if (!f.defined()) {
+    // Each prologue once, however many products read it.
+    if (!f.defined() || !scheduledPrologues_.insert(f.name()).second) {
       return;
     }
     int readers = 0;
@@ -2284,9 +2276,17 @@ private:
       }
       // Stored product (e.g. before a head split): tiled update in place.
       mm.mm.compute_root();
-      if (args.size() < 2) {
+      // Stacked linears' products have the weight's slot as their last
+      // dimension.
+      size_t dims = args.size() - (mm.slots > 1 ? 1 : 0);
+      if (dims < 2) {
+        // One row: the prologue, if any, once for it.
+        schedulePrologue(mm.prologue, Halide::LoopLevel::root());
         mm.mm.update().vectorize(args[0], width,
                                  Halide::TailStrategy::GuardWithIf);
+        if (mm.slots > 1) {
+          mm.mm.update().unroll(args.back());
+        }
         continue;
       }
       Var oo("moo"), oi("moi"), ro("mro"), ri("mri");
@@ -2296,7 +2296,6 @@ private:
       order.push_back(oo);
       // Stacked linears: every weight per row block of the input
       // (stack_order rows), or each weight's product in turn (weights).
-      size_t dims = args.size() - (mm.slots > 1 ? 1 : 0);
       bool slotsInside = mm.slots > 1 && choice("stack_order") == "rows";
       if (slotsInside) {
         order.push_back(args.back());
@@ -2691,6 +2690,7 @@ private:
   /// value id -> the normalized Func, with their row statistics.
   std::map<int, Func> prologues_;
   std::vector<std::pair<Func, Func>> prologueStats_;
+  std::set<std::string> scheduledPrologues_;
   /// A prologue's row sums: the sum, the normalized Func, the reduction.
   struct PrologueSum {
     Func sum, out;
