@@ -138,6 +138,8 @@ def blas_description():
     config = torch.__config__.show()
     blas = [line.strip(" -") for line in config.splitlines() if "CPU capability" in line]
     blas += [", ".join(re.findall(r"(?:BLAS|LAPACK)_INFO=[^,\s]*", config))]
+    if "BLAS_INFO=mkl" in config:  # PyPI's wheels: MKL (and oneDNN), linked into torch itself
+        return blas, "MKL (linked into torch)", None
     try:
         lib = ctypes.CDLL("libblas.so.3")
         lib.openblas_get_corename.restype = ctypes.c_char_p
